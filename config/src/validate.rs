@@ -1,0 +1,272 @@
+//! Loading and whole-file validation.
+//!
+//! Serde stops at the first error, so structural problems are collected by repetition: each
+//! time deserialization fails at a key, the problem is recorded and that key-value is blanked
+//! out of the text (replaced by spaces, so every other offset stays put), and the text is
+//! deserialized again. Then the semantic checks run over the typed configuration, and every
+//! problem they find is located by its key path.
+
+use crate::error::{ConfigError, Problem};
+use crate::locate::{entries, line_col, Entry};
+use crate::schema::Config;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use toml_edit::ImDocument;
+
+/// How many structural problems are collected before giving up.
+const MAX_STRUCTURAL: usize = 64;
+
+pub(crate) fn load(text: &str) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut work = text.to_string();
+    let parsed = loop {
+        let doc = match ImDocument::parse(work.as_str()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                // A syntax error: nothing after it can be trusted.
+                let offset = e.span().map_or(0, |s| s.start);
+                problems.push(problem_at(text, "", offset, e.message().trim()));
+                return Err(invalid(problems));
+            }
+        };
+        let found = entries(&doc);
+        match toml::from_str::<Config>(&work) {
+            Ok(cfg) => break Some((cfg, found)),
+            Err(e) => {
+                let span = e.span();
+                let message = e.message().trim().to_string();
+                // The innermost key-value holding the error is the one at fault.
+                let culprit = span.as_ref().and_then(|s| innermost(&found, s));
+                match culprit {
+                    Some(entry) if problems.len() < MAX_STRUCTURAL => {
+                        problems.push(problem_at(text, &entry.path, entry.span.start, &message));
+                        blank(&mut work, entry.span.clone());
+                    }
+                    _ => {
+                        let offset = span.map_or(0, |s| s.start);
+                        let key = culprit.map_or("", |c| c.path.as_str());
+                        problems.push(problem_at(text, key, offset, &message));
+                        break None;
+                    }
+                }
+            }
+        }
+    };
+    if let Some((cfg, found)) = parsed {
+        for (key, message) in check(&cfg) {
+            let offset = locate(&found, &key);
+            let mut p = problem_at(text, &key, offset.unwrap_or(0), &message);
+            if offset.is_none() {
+                (p.line, p.column) = (0, 0);
+            }
+            problems.push(p);
+        }
+        if problems.is_empty() {
+            return Ok(cfg);
+        }
+    }
+    Err(invalid(problems))
+}
+
+fn invalid(problems: Vec<Problem>) -> ConfigError {
+    ConfigError::Invalid {
+        file: None,
+        problems,
+    }
+}
+
+fn problem_at(text: &str, key: &str, offset: usize, message: &str) -> Problem {
+    let (line, column) = line_col(text, offset);
+    Problem {
+        key: key.to_string(),
+        line,
+        column,
+        message: message.to_string(),
+    }
+}
+
+fn innermost<'a>(found: &'a [Entry], span: &std::ops::Range<usize>) -> Option<&'a Entry> {
+    found
+        .iter()
+        .filter(|e| e.span.start <= span.start && span.end <= e.span.end.max(span.start + 1))
+        .min_by_key(|e| e.span.end - e.span.start)
+}
+
+/// The position of a key path, or of its nearest located parent.
+fn locate(found: &[Entry], key: &str) -> Option<usize> {
+    let mut k = key;
+    loop {
+        if let Some(e) = found.iter().find(|e| e.path == k) {
+            return Some(e.span.start);
+        }
+        let cut = k.rfind(['.', '['])?;
+        k = &k[..cut];
+    }
+}
+
+fn blank(text: &mut String, span: std::ops::Range<usize>) {
+    let end = span.end.min(text.len());
+    let replaced: String = text[span.start..end]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    text.replace_range(span.start..end, &replaced);
+}
+
+/// The semantic checks: every (key path, message) found wrong.
+fn check(cfg: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut bad = |k: String, m: String| out.push((k, m));
+    let s = &cfg.server;
+
+    if s.listen.is_empty() {
+        bad("server.listen".into(), "needs at least one address".into());
+    }
+    let mut seen = HashSet::new();
+    for (i, a) in s.listen.iter().enumerate() {
+        match a.parse::<SocketAddr>() {
+            Ok(addr) if !seen.insert(addr) => bad(
+                format!("server.listen[{i}]"),
+                format!("{a} is listed twice"),
+            ),
+            Ok(_) => {}
+            Err(_) => bad(
+                format!("server.listen[{i}]"),
+                format!(
+                    "{a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\", \"[::1]:8080\")"
+                ),
+            ),
+        }
+    }
+    for (key, v) in [
+        ("max_connections", s.max_connections),
+        ("max_header_bytes", s.max_header_bytes),
+        ("max_headers", s.max_headers),
+        ("max_uri_bytes", s.max_uri_bytes),
+    ] {
+        if v == 0 {
+            bad(format!("server.{key}"), "must be greater than 0".into());
+        }
+    }
+    if s.max_header_bytes > 1 << 20 {
+        bad(
+            "server.max_header_bytes".into(),
+            "must be at most 1 MiB".into(),
+        );
+    }
+    if s.max_uri_bytes > s.max_header_bytes {
+        bad(
+            "server.max_uri_bytes".into(),
+            "cannot exceed server.max_header_bytes".into(),
+        );
+    }
+    for (key, d) in [
+        ("header_timeout", s.header_timeout),
+        ("keepalive_timeout", s.keepalive_timeout),
+        ("body_timeout", s.body_timeout),
+        ("file_cache_revalidate", s.file_cache_revalidate),
+    ] {
+        if d.0.is_zero() {
+            bad(format!("server.{key}"), "must be longer than 0".into());
+        }
+    }
+    if s.workers > 1024 {
+        bad("server.workers".into(), "at most 1024 workers".into());
+    }
+
+    if cfg.default_root_object.starts_with('/') || cfg.default_root_object.contains("..") {
+        bad(
+            "default_root_object".into(),
+            "must be a relative object name such as \"index.html\"".into(),
+        );
+    }
+
+    if cfg.origins.is_empty() {
+        bad(
+            "origins".into(),
+            "at least one [[origins]] is needed".into(),
+        );
+    }
+    let mut ids = HashSet::new();
+    for (i, o) in cfg.origins.iter().enumerate() {
+        let k = |f: &str| format!("origins[{i}].{f}");
+        if o.id.is_empty() {
+            bad(k("id"), "must not be empty".into());
+        } else if !ids.insert(o.id.as_str()) {
+            bad(k("id"), format!("origin id {:?} is used twice", o.id));
+        }
+        match (&o.path, &o.domain_name) {
+            (Some(_), Some(_)) => bad(
+                k("domain_name"),
+                "an origin has either `path` (a directory) or `domain_name`, not both".into(),
+            ),
+            (None, None) => bad(
+                format!("origins[{i}]"),
+                "an origin needs `path` (a directory) or `domain_name`".into(),
+            ),
+            (Some(p), None) => match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => bad(k("path"), format!("{p:?} is not a directory")),
+                Err(e) => bad(k("path"), format!("{p:?}: {e}")),
+            },
+            (None, Some(d)) => {
+                if d.is_empty()
+                    || d.contains(['/', ' ', ':']) && d.parse::<std::net::Ipv6Addr>().is_err()
+                {
+                    bad(
+                        k("domain_name"),
+                        format!("{d:?} is not a host name or address"),
+                    );
+                }
+            }
+        }
+        if o.http_port == 0 {
+            bad(k("http_port"), "must be 1-65535".into());
+        }
+        if o.https_port == 0 {
+            bad(k("https_port"), "must be 1-65535".into());
+        }
+    }
+
+    let target_ok = |t: &str| cfg.origins.iter().any(|o| o.id == t);
+    if !target_ok(&cfg.default_cache_behavior.target_origin) {
+        bad(
+            "default_cache_behavior.target_origin".into(),
+            format!(
+                "no origin has id {:?}",
+                cfg.default_cache_behavior.target_origin
+            ),
+        );
+    }
+    for (i, b) in cfg.behaviors.iter().enumerate() {
+        if !target_ok(&b.target_origin) {
+            bad(
+                format!("behaviors[{i}].target_origin"),
+                format!("no origin has id {:?}", b.target_origin),
+            );
+        }
+        let p = &b.path_pattern;
+        if p.is_empty() || p.len() > 255 {
+            bad(
+                format!("behaviors[{i}].path_pattern"),
+                "must be 1 to 255 characters".into(),
+            );
+        } else if let Some(c) = p
+            .chars()
+            .find(|c| c.is_ascii_control() || c.is_whitespace() || !c.is_ascii())
+        {
+            bad(
+                format!("behaviors[{i}].path_pattern"),
+                format!("character {c:?} is not allowed in a path pattern"),
+            );
+        }
+    }
+
+    if cfg.cache.path.is_empty() {
+        bad("cache.path".into(), "must not be empty".into());
+    }
+    if cfg.cache.size.0 < 64 << 20 {
+        bad("cache.size".into(), "must be at least 64MiB".into());
+    }
+    out
+}

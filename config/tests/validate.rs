@@ -1,0 +1,173 @@
+use config::{Config, Driver};
+
+fn problems(text: &str) -> Vec<config::Problem> {
+    match Config::from_toml_str(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.problems().to_vec(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[[origins]]
+id = "a"
+path = "."
+[default_cache_behavior]
+target_origin = "a"
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(c.server.listen, vec!["127.0.0.1:8080"]);
+    assert_eq!(c.server.workers, 0);
+    assert_eq!(c.server.driver, Driver::Auto);
+    assert_eq!(c.default_root_object, "index.html");
+    assert_eq!(c.server.keepalive_timeout.0.as_secs(), 60);
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_its_line() {
+    let text = r#"
+[server]
+listen = ["127.0.0.1:8080"]
+colour = "blue"
+workers = 2
+flavour = 3
+
+[[origins]]
+id = "a"
+path = "."
+bogus = true
+
+[default_cache_behavior]
+target_origin = "a"
+"#;
+    let p = problems(text);
+    let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("server.colour", 4),
+            ("server.flavour", 6),
+            ("origins[0].bogus", 11)
+        ],
+        "{p:#?}"
+    );
+    assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+}
+
+#[test]
+fn type_errors_and_semantic_errors_are_all_reported() {
+    let text = r#"
+[server]
+listen = ["not-an-address", "127.0.0.1:80"]
+keepalive_timeout = "forever"
+max_headers = "many"
+
+[[origins]]
+id = "a"
+path = "/definitely/not/here"
+
+[[origins]]
+id = "a"
+domain_name = "example.com"
+
+[default_cache_behavior]
+target_origin = "nowhere"
+
+[[behaviors]]
+path_pattern = "/img/*"
+target_origin = "missing"
+"#;
+    let p = problems(text);
+    let rendered: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    let has = |key: &str, line: usize| p.iter().any(|p| p.key == key && p.line == line);
+    assert!(has("server.keepalive_timeout", 4), "{rendered:#?}");
+    assert!(has("server.max_headers", 5), "{rendered:#?}");
+    assert!(has("server.listen[0]", 3), "{rendered:#?}");
+    assert!(has("origins[0].path", 9), "{rendered:#?}");
+    assert!(has("origins[1].id", 12), "{rendered:#?}");
+    assert!(
+        has("default_cache_behavior.target_origin", 16),
+        "{rendered:#?}"
+    );
+    assert!(has("behaviors[0].target_origin", 20), "{rendered:#?}");
+    assert_eq!(p.len(), 7, "{rendered:#?}");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let p = problems("[server]\nlisten = [\"a\"\nworkers = 1\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].line >= 2, "{:?}", p[0]);
+}
+
+#[test]
+fn missing_default_behavior_is_reported() {
+    let p = problems("[[origins]]\nid = \"a\"\npath = \".\"\n");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("default_cache_behavior")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn origin_needs_exactly_one_kind() {
+    let text = r#"
+[[origins]]
+id = "a"
+path = "."
+domain_name = "example.com"
+[[origins]]
+id = "b"
+[default_cache_behavior]
+target_origin = "a"
+"#;
+    let p = problems(text);
+    assert!(p.iter().any(|p| p.key == "origins[0].domain_name"), "{p:?}");
+    assert!(
+        p.iter().any(|p| p.key == "origins[1]" && p.line == 6),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn sizes_and_durations_parse() {
+    let text = format!(
+        "{MINIMAL}\n[cache]\npath = \"/tmp/x\"\nsize = \"1GiB\"\n[server]\nheader_timeout = \"1500ms\"\nmax_body_bytes = 1024\n"
+    );
+    let c = Config::from_toml_str(&text).unwrap();
+    assert_eq!(c.cache.size.0, 1 << 30);
+    assert_eq!(c.server.header_timeout.0.as_millis(), 1500);
+    assert_eq!(c.server.max_body_bytes.0, 1024);
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml")).unwrap();
+    // The example points at /srv/www; validate it with that path swapped for one that exists.
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let text = text.replace("/srv/www", dir);
+    let c = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.behaviors.len(), 2);
+}
+
+#[test]
+fn fixtures_are_judged() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut n = 0;
+    for f in std::fs::read_dir(dir).unwrap() {
+        let path = f.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let r = Config::from_file(&path);
+        if name.starts_with("bad-") {
+            assert!(r.is_err(), "{name} should be rejected");
+        } else {
+            assert!(r.is_ok(), "{name}: {}", r.err().unwrap());
+        }
+        n += 1;
+    }
+    assert!(n >= 2);
+}
