@@ -1,1 +1,103 @@
-fn main() {}
+//! The `slabfront` command.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// slabfront: a CDN edge server (static origins and a caching reverse proxy).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded default serves the current
+    /// directory on 127.0.0.1:8080.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a configuration and print every problem found.
+    Check,
+    /// Run the server (the default).
+    Run,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slabfront: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
+    Ok(match path {
+        Some(p) => config::Config::from_file(p)?,
+        None => config::Config::embedded_default(),
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Check) => {
+            let name = cli
+                .config
+                .as_ref()
+                .map_or("(embedded default)".into(), |p| p.display().to_string());
+            load(cli.config.as_ref())?;
+            println!("{name}: configuration is valid");
+            Ok(())
+        }
+        Some(Command::Run) | None => serve(load(cli.config.as_ref())?),
+    }
+}
+
+fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    // Signals are taken by a thread of their own before the workers start, so none of them
+    // ever runs a handler.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
+    let server = slabfront::Server::start(&cfg)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workers = server.workers,
+        driver = server.driver.as_str(),
+        listeners = ?server.addrs,
+        origins = cfg.origins.len(),
+        "slabfront started"
+    );
+    let mut stdout = std::io::stdout().lock();
+    for a in &server.addrs {
+        writeln!(stdout, "slabfront listening on http://{a}/")?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(
+            signal = sig,
+            "stopping: no new connections, draining in-flight responses"
+        );
+    }
+    server.stop();
+    server.join();
+    tracing::info!("stopped");
+    Ok(())
+}

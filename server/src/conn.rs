@@ -1,0 +1,483 @@
+//! One client connection, as a sequence of named phases:
+//! wait (idle, no buffer held) → read head → read body → route → respond → write.
+
+use crate::http::body::ChunkedDecoder;
+use crate::http::codec::{parse_request, BodyKind, ParseError, Parsed};
+use crate::http::response::simple;
+use crate::http::uri::{clean_path, split_target, PathError};
+use crate::http::{Method, Request, Status};
+use crate::router::Target;
+use crate::runtime::io::write_all;
+use crate::runtime::worker::Worker;
+use crate::static_files::Body;
+use bytes::Bytes;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Pending pipelined responses are flushed once they reach this size.
+const FLUSH_AT: usize = 64 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 8 * 1024;
+/// Chunk size for streaming large files from disk.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// The phase a connection is in (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    Head,
+    Body,
+    Respond,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Head => "head",
+            Phase::Body => "body",
+            Phase::Respond => "respond",
+        }
+    }
+}
+
+/// Why a connection ended early.
+#[derive(Debug)]
+enum End {
+    /// Peer closed, reset, or a write failed: nothing more to say.
+    Gone,
+    /// Time ran out in a phase.
+    Timeout(Phase),
+    /// The request was refused with this status (response already written).
+    Refused,
+}
+
+struct Conn {
+    w: Rc<Worker>,
+    stream: TcpStream,
+    /// Received, not yet consumed bytes.
+    buf: Vec<u8>,
+    /// Response bytes not yet written.
+    out: Vec<u8>,
+}
+
+/// Serves a connection until it closes.
+pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut c = Conn {
+        w,
+        stream,
+        buf: Vec::new(),
+        out: Vec::new(),
+    };
+    let mut first = true;
+    loop {
+        if c.buf.is_empty() {
+            if !c.wait_idle(first).await {
+                return;
+            }
+        }
+        first = false;
+        match c.exchange().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(End::Timeout(phase)) => {
+                tracing::debug!(phase = phase.as_str(), "client timed out");
+                if phase != Phase::Idle && !c.w.shutdown.is_fired() {
+                    let mut out = std::mem::take(&mut c.out);
+                    out.clear();
+                    simple(&mut out, Status(408), "request timeout", false, false, &[]);
+                    c.out = out;
+                    let _ = c.flush().await;
+                }
+                return;
+            }
+            Err(End::Refused) => {
+                let _ = c.flush().await;
+                c.linger().await;
+                return;
+            }
+            Err(End::Gone) => return,
+        }
+    }
+}
+
+impl Conn {
+    /// Idle: return the buffers, wait for readability (or shutdown, or the idle timeout).
+    async fn wait_idle(&mut self, first: bool) -> bool {
+        self.w.put_buf(std::mem::take(&mut self.buf));
+        self.w.put_buf(std::mem::take(&mut self.out));
+        let s = &self.w.settings;
+        let wait = if first {
+            s.header_timeout
+        } else {
+            s.keepalive_timeout
+        };
+        if self.w.shutdown.is_fired() {
+            return false;
+        }
+        let shutdown = self.w.shutdown.wait();
+        let ready = monoio::select! {
+            r = monoio::time::timeout(wait, self.stream.readable(false)) => matches!(r, Ok(Ok(()))),
+            _ = shutdown => false,
+        };
+        if ready {
+            self.buf = self.w.take_buf();
+            self.out = self.w.take_buf();
+        }
+        ready
+    }
+
+    /// One request and its response. `Ok(true)`: keep the connection.
+    async fn exchange(&mut self) -> Result<bool, End> {
+        let req = self.read_head().await?;
+        let keep_alive = req.keep_alive && !self.w.shutdown.is_fired();
+
+        let route = self.route(&req);
+        // A refused request with a body we have not asked for: answer without reading it.
+        let reject_early = matches!(route, Route::Error(..) | Route::Method) && req.expect_continue;
+        if !reject_early {
+            self.read_body(&req).await?;
+        }
+        let keep_alive = keep_alive && !reject_early;
+        let head_only = req.method == Method::Head;
+        let body = match route {
+            Route::Error(status, why) => {
+                simple(&mut self.out, status, why, head_only, keep_alive, &[]);
+                Body::None
+            }
+            Route::Method => {
+                let status = if req.method == Method::Other {
+                    Status(501)
+                } else {
+                    Status(405)
+                };
+                simple(
+                    &mut self.out,
+                    status,
+                    status.reason(),
+                    head_only,
+                    keep_alive,
+                    &[("Allow", b"GET, HEAD")],
+                );
+                Body::None
+            }
+            Route::Options => {
+                self.out.start_options(keep_alive);
+                Body::None
+            }
+            Route::Static(i, path, query) => {
+                let w = self.w.clone();
+                w.statics[i].serve(&req, &path, &query, keep_alive, &mut self.out)
+            }
+            Route::Custom(origin) => {
+                tracing::warn!(origin, "custom origins are not served by this build");
+                simple(
+                    &mut self.out,
+                    Status(502),
+                    "custom origins are not supported yet",
+                    head_only,
+                    keep_alive,
+                    &[],
+                );
+                Body::None
+            }
+        };
+        self.send(body).await?;
+        if !keep_alive {
+            self.flush().await?;
+            self.linger().await;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn route(&self, req: &Request) -> Route {
+        let Some((path, query)) = split_target(req.target()) else {
+            if req.target() == b"*" && req.method == Method::Options {
+                return Route::Options;
+            }
+            return Route::Error(Status(400), "invalid request target");
+        };
+        let clean = match clean_path(path) {
+            Ok(c) => c,
+            Err(PathError::Invalid(why)) => return Route::Error(Status(400), why),
+            Err(PathError::Escapes) => return Route::Error(Status(400), "path leaves the root"),
+        };
+        match self.w.router.route(clean.path.as_bytes()) {
+            Target::Static(i) => {
+                if !matches!(req.method, Method::Get | Method::Head) {
+                    return Route::Method;
+                }
+                Route::Static(i, clean, query.to_vec())
+            }
+            Target::Custom(i) => Route::Custom(i),
+        }
+    }
+
+    /// Reads until a whole request head is buffered, then takes it off the buffer.
+    async fn read_head(&mut self) -> Result<Request, End> {
+        let deadline = Instant::now() + self.w.settings.header_timeout;
+        loop {
+            if !self.buf.is_empty() {
+                match parse_request(&self.buf, &self.w.settings.limits) {
+                    Ok(Parsed::Complete(req, n)) => {
+                        self.buf.drain(..n);
+                        return Ok(req);
+                    }
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => return Err(self.refuse(e)),
+                }
+            }
+            // Nothing more to parse: whatever is pending goes out before we wait.
+            self.flush().await?;
+            let n = self.read_more(deadline, Phase::Head).await?;
+            if n == 0 {
+                return Err(End::Gone);
+            }
+        }
+    }
+
+    fn refuse(&mut self, e: ParseError) -> End {
+        tracing::debug!(status = e.status(), reason = e.reason(), "request refused");
+        simple(
+            &mut self.out,
+            Status(e.status()),
+            e.reason(),
+            false,
+            false,
+            &[],
+        );
+        End::Refused
+    }
+
+    /// Reads and discards the request body (directory origins take none).
+    async fn read_body(&mut self, req: &Request) -> Result<(), End> {
+        let max = self.w.settings.max_body_bytes;
+        let timeout = self.w.settings.body_timeout;
+        match req.body {
+            BodyKind::None => Ok(()),
+            BodyKind::Length(n) if n > max => {
+                simple(
+                    &mut self.out,
+                    Status(413),
+                    "request body too large",
+                    false,
+                    false,
+                    &[],
+                );
+                Err(End::Refused)
+            }
+            BodyKind::Length(mut left) => {
+                self.continue_if_expected(req).await?;
+                loop {
+                    let take = (self.buf.len() as u64).min(left) as usize;
+                    self.buf.drain(..take);
+                    left -= take as u64;
+                    if left == 0 {
+                        return Ok(());
+                    }
+                    if self
+                        .read_more(Instant::now() + timeout, Phase::Body)
+                        .await?
+                        == 0
+                    {
+                        return Err(End::Gone);
+                    }
+                }
+            }
+            BodyKind::Chunked => {
+                self.continue_if_expected(req).await?;
+                let mut dec = ChunkedDecoder::new();
+                let mut total: u64 = 0;
+                loop {
+                    loop {
+                        let step = match dec.step(&self.buf) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                simple(&mut self.out, Status(400), e.0, false, false, &[]);
+                                return Err(End::Refused);
+                            }
+                        };
+                        total += step.data.len() as u64;
+                        self.buf.drain(..step.consumed);
+                        if total > max {
+                            simple(
+                                &mut self.out,
+                                Status(413),
+                                "request body too large",
+                                false,
+                                false,
+                                &[],
+                            );
+                            return Err(End::Refused);
+                        }
+                        if dec.is_done() {
+                            return Ok(());
+                        }
+                        if step.consumed == 0 {
+                            break;
+                        }
+                    }
+                    if self
+                        .read_more(Instant::now() + timeout, Phase::Body)
+                        .await?
+                        == 0
+                    {
+                        return Err(End::Gone);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn continue_if_expected(&mut self, req: &Request) -> Result<(), End> {
+        if req.expect_continue && self.buf.is_empty() {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends what the socket has to `buf`; 0 means the peer closed.
+    async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK);
+        }
+        let len = buf.len();
+        let cap = buf.capacity();
+        let read = self.stream.read(buf.slice_mut(len..cap));
+        match monoio::time::timeout_at(deadline.into(), read).await {
+            Err(_) => Err(End::Timeout(phase)),
+            Ok((Ok(n), slice)) => {
+                self.buf = slice.into_inner();
+                Ok(n)
+            }
+            Ok((Err(_), _)) => Err(End::Gone),
+        }
+    }
+
+    /// Writes the pending response bytes.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let (res, out) = write_all(&mut self.stream, out, Bytes::new()).await;
+        self.out = out;
+        res.map_err(|_| End::Gone)
+    }
+
+    /// Sends a response body after its head (already in `out`).
+    async fn send(&mut self, body: Body) -> Result<(), End> {
+        match body {
+            Body::None => {
+                // Pipelined requests waiting: answer them in the same write.
+                if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
+                    self.flush().await?;
+                }
+                Ok(())
+            }
+            Body::Bytes(b) => {
+                let out = std::mem::take(&mut self.out);
+                let (res, out) = write_all(&mut self.stream, out, b).await;
+                self.out = out;
+                res.map_err(|_| End::Gone)
+            }
+            Body::File { path, offset, len } => {
+                self.flush().await?;
+                self.send_file(&path, offset, len).await
+            }
+        }
+    }
+
+    async fn send_file(
+        &mut self,
+        path: &std::path::Path,
+        mut offset: u64,
+        len: u64,
+    ) -> Result<(), End> {
+        // The head is already out: a failure from here on can only close the connection.
+        let file = monoio::fs::File::open(path).await.map_err(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open file");
+            End::Gone
+        })?;
+        let end = offset + len;
+        let mut chunk = Vec::with_capacity(FILE_CHUNK.min(len as usize));
+        while offset < end {
+            let want = ((end - offset) as usize).min(FILE_CHUNK);
+            chunk.clear();
+            let (res, buf) = file.read_at(chunk.slice_mut(0..want), offset).await;
+            chunk = buf.into_inner();
+            match res {
+                Ok(0) | Err(_) => {
+                    tracing::warn!(path = %path.display(), "file shrank while being sent");
+                    return Err(End::Gone);
+                }
+                Ok(n) => offset += n as u64,
+            }
+            let (res, back) = write_all(
+                &mut self.stream,
+                Vec::new(),
+                Bytes::from(std::mem::take(&mut chunk)),
+            )
+            .await;
+            let _ = back;
+            res.map_err(|_| End::Gone)?;
+            chunk = Vec::with_capacity(want);
+        }
+        let _ = file.close().await;
+        Ok(())
+    }
+
+    /// Closes politely: stop sending, then drain what the client still sends for a moment, so
+    /// that the kernel does not reset the connection before the client reads our response.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut drained = 0;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if buf.capacity() < 4096 {
+            buf.reserve(4096);
+        }
+        while drained < 256 * 1024 {
+            let cap = buf.capacity();
+            match monoio::time::timeout_at(deadline.into(), self.stream.read(buf.slice_mut(0..cap)))
+                .await
+            {
+                Ok((Ok(n), b)) if n > 0 => {
+                    drained += n;
+                    buf = b.into_inner();
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+enum Route {
+    Error(Status, &'static str),
+    Method,
+    Options,
+    Static(usize, crate::http::uri::CleanPath, Vec<u8>),
+    Custom(usize),
+}
+
+trait OptionsResponse {
+    fn start_options(&mut self, keep_alive: bool);
+}
+
+impl OptionsResponse for Vec<u8> {
+    fn start_options(&mut self, keep_alive: bool) {
+        use crate::http::WriteHead;
+        self.start(Status(200));
+        self.header("Allow", b"GET, HEAD, OPTIONS");
+        self.header_u64("Content-Length", 0);
+        self.end(keep_alive);
+    }
+}

@@ -1,0 +1,164 @@
+//! Request targets: splitting off the query, percent-decoding and normalising the path so
+//! that it can never name anything outside the root it is joined to.
+
+/// The path and query of a request target (origin-form or absolute-form).
+pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let t = if target.first() == Some(&b'/') {
+        target
+    } else {
+        // absolute-form: scheme "://" authority path
+        let lower_starts =
+            |p: &[u8]| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p);
+        let rest = if lower_starts(b"http://") {
+            &target[7..]
+        } else if lower_starts(b"https://") {
+            &target[8..]
+        } else {
+            return None;
+        };
+        match rest.iter().position(|&b| b == b'/' || b == b'?') {
+            Some(i) if rest[i] == b'/' => &rest[i..],
+            Some(i) => return Some((b"/", &rest[i + 1..])),
+            None => b"/",
+        }
+    };
+    let t = match t.iter().position(|&b| b == b'#') {
+        Some(i) => &t[..i],
+        None => t,
+    };
+    Some(match t.iter().position(|&b| b == b'?') {
+        Some(i) => (&t[..i], &t[i + 1..]),
+        None => (t, &b""[..]),
+    })
+}
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// Bad percent-encoding, NUL, backslash or an encoded slash.
+    Invalid(&'static str),
+    /// `..` would climb above the root.
+    Escapes,
+}
+
+/// A decoded, normalised path: starts with `/`, no empty, `.` or `..` segments, no NUL,
+/// no backslash. `trailing_slash` records whether the request named a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanPath {
+    pub path: String,
+    pub trailing_slash: bool,
+}
+
+/// Percent-decodes and normalises a request path.
+pub fn clean_path(raw: &[u8]) -> Result<CleanPath, PathError> {
+    if raw.first() != Some(&b'/') {
+        return Err(PathError::Invalid("path must start with /"));
+    }
+    // Decode by segment, so that an encoded slash (%2F) cannot become a separator.
+    let mut segments: Vec<Vec<u8>> = Vec::new();
+    let trailing_slash = raw.ends_with(b"/");
+    for seg in raw.split(|&b| b == b'/') {
+        let decoded = decode(seg)?;
+        if decoded.contains(&b'/') {
+            return Err(PathError::Invalid("encoded slash in path"));
+        }
+        if decoded.contains(&0) {
+            return Err(PathError::Invalid("NUL in path"));
+        }
+        if decoded.contains(&b'\\') {
+            return Err(PathError::Invalid("backslash in path"));
+        }
+        match decoded.as_slice() {
+            b"" | b"." => {}
+            b".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::Escapes);
+                }
+            }
+            _ => segments.push(decoded),
+        }
+    }
+    let mut path = Vec::with_capacity(raw.len());
+    for s in &segments {
+        path.push(b'/');
+        path.extend_from_slice(s);
+    }
+    if path.is_empty() {
+        path.push(b'/');
+    }
+    let path = String::from_utf8(path).map_err(|_| PathError::Invalid("path is not UTF-8"))?;
+    Ok(CleanPath {
+        trailing_slash: trailing_slash || path == "/",
+        path,
+    })
+}
+
+fn decode(seg: &[u8]) -> Result<Vec<u8>, PathError> {
+    if !seg.contains(&b'%') {
+        return Ok(seg.to_vec());
+    }
+    // Reject malformed escapes instead of passing them through.
+    let mut i = 0;
+    while let Some(p) = seg[i..].iter().position(|&b| b == b'%') {
+        let at = i + p;
+        let ok = seg.len() >= at + 3
+            && seg[at + 1].is_ascii_hexdigit()
+            && seg[at + 2].is_ascii_hexdigit();
+        if !ok {
+            return Err(PathError::Invalid("bad percent-encoding"));
+        }
+        i = at + 3;
+    }
+    Ok(percent_encoding::percent_decode(seg).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(s: &str) -> Result<String, PathError> {
+        clean_path(s.as_bytes()).map(|c| c.path)
+    }
+
+    #[test]
+    fn traversal_is_refused_or_contained() {
+        assert_eq!(clean("/../etc/passwd"), Err(PathError::Escapes));
+        assert_eq!(clean("/a/../../etc/passwd"), Err(PathError::Escapes));
+        assert_eq!(clean("/%2e%2e/etc/passwd"), Err(PathError::Escapes));
+        assert_eq!(clean("/%2E%2E/etc"), Err(PathError::Escapes));
+        assert!(matches!(
+            clean("/a%2f..%2f..%2fetc"),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(matches!(clean("/a%5c..%5cb"), Err(PathError::Invalid(_))));
+        assert!(matches!(clean("/a\\..\\b"), Err(PathError::Invalid(_))));
+        assert!(matches!(clean("/a%00.html"), Err(PathError::Invalid(_))));
+        assert!(matches!(clean("/a%zz"), Err(PathError::Invalid(_))));
+        assert!(matches!(clean("/a%4"), Err(PathError::Invalid(_))));
+        assert_eq!(clean("/a/./b//c/../d").unwrap(), "/a/b/d");
+        assert_eq!(clean("/a/b/..").unwrap(), "/a");
+        assert_eq!(clean("/hello%20world.txt").unwrap(), "/hello world.txt");
+    }
+
+    #[test]
+    fn trailing_slash() {
+        assert!(clean_path(b"/").unwrap().trailing_slash);
+        assert!(clean_path(b"/docs/").unwrap().trailing_slash);
+        assert!(!clean_path(b"/docs").unwrap().trailing_slash);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(split_target(b"/a?b=1"), Some((&b"/a"[..], &b"b=1"[..])));
+        assert_eq!(split_target(b"/a#frag"), Some((&b"/a"[..], &b""[..])));
+        assert_eq!(
+            split_target(b"http://example.com/x?y"),
+            Some((&b"/x"[..], &b"y"[..]))
+        );
+        assert_eq!(
+            split_target(b"http://example.com"),
+            Some((&b"/"[..], &b""[..]))
+        );
+        assert_eq!(split_target(b"*"), None);
+    }
+}

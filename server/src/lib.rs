@@ -1,0 +1,254 @@
+//! slabfront: a CDN edge server. Thread-per-core monoio runtimes on io_uring, each pinned to
+//! a core with its own `SO_REUSEPORT` listeners; HTTP/1.1 with httparse; directory origins
+//! served from memory; a memory-mapped slab cache (crate `cache-store`).
+//!
+//! This crate turns a validated [`config::Config`] into running workers: [`Server::start`]
+//! binds, spawns and returns a handle; [`Server::wait`] blocks until a stop signal and drains.
+
+pub mod conn;
+pub mod error;
+pub mod http;
+pub mod router;
+pub mod runtime;
+pub mod static_files;
+
+use crate::http::codec::Limits;
+use crate::router::{PathPattern, Router, Target};
+use crate::runtime::worker::{Settings, Worker};
+use crate::static_files::{StaticOptions, StaticOrigin};
+use config::{Config, Driver};
+pub use error::StartError;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which monoio driver the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    IoUring,
+    Epoll,
+}
+
+impl DriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::IoUring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addrs: Vec<SocketAddr>,
+    pub driver: DriverKind,
+    pub workers: usize,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+fn choose_driver(wanted: Driver) -> Result<DriverKind, StartError> {
+    let forced_legacy = std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_some_and(|v| v == "1");
+    match wanted {
+        Driver::Epoll => Ok(DriverKind::Epoll),
+        _ if forced_legacy => Ok(DriverKind::Epoll),
+        Driver::IoUring if monoio::utils::detect_uring() => Ok(DriverKind::IoUring),
+        Driver::IoUring => Err(StartError::NoIoUring),
+        Driver::Auto if monoio::utils::detect_uring() => Ok(DriverKind::IoUring),
+        Driver::Auto => {
+            tracing::warn!("io_uring is not available here (kernel.io_uring_disabled, seccomp or an old kernel); falling back to the epoll driver");
+            Ok(DriverKind::Epoll)
+        }
+    }
+}
+
+impl Server {
+    /// Binds every listener, starts every worker, and returns once all are accepting.
+    pub fn start(cfg: &Config) -> Result<Server, StartError> {
+        let workers = match cfg.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let driver = choose_driver(cfg.server.driver)?;
+        let addrs: Vec<SocketAddr> = cfg
+            .server
+            .listen
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let bound = runtime::listener::bind_all(&addrs, workers, driver == DriverKind::Epoll)
+            .map_err(StartError::Listen)?;
+
+        // Check every directory origin before any worker starts.
+        for o in &cfg.origins {
+            if let Some(p) = &o.path {
+                std::fs::canonicalize(p).map_err(|e| StartError::Origin {
+                    id: o.id.clone(),
+                    path: p.clone(),
+                    source: e,
+                })?;
+            }
+        }
+
+        let s = &cfg.server;
+        let settings = Arc::new(Settings {
+            limits: Limits {
+                max_header_bytes: s.max_header_bytes,
+                max_headers: s.max_headers.min(http::codec::HEADER_ARRAY),
+                max_uri_bytes: s.max_uri_bytes,
+            },
+            header_timeout: s.header_timeout.0,
+            keepalive_timeout: s.keepalive_timeout.0,
+            body_timeout: s.body_timeout.0,
+            max_body_bytes: s.max_body_bytes.0,
+            max_connections: s.max_connections,
+            shutdown_grace: s.shutdown_grace.0,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, StartError>>();
+        let mut threads = Vec::with_capacity(workers);
+        for (id, listeners) in bound.per_worker.into_iter().enumerate() {
+            let cfg = cfg.clone();
+            let settings = settings.clone();
+            let stop = stop.clone();
+            let ready = ready_tx.clone();
+            let core = if cores.is_empty() {
+                None
+            } else {
+                Some(cores[id % cores.len()])
+            };
+            let t = std::thread::Builder::new()
+                .name(format!("slabfront-w{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core) {
+                            tracing::warn!(
+                                worker = id,
+                                core = core.id,
+                                "cannot pin worker to its core"
+                            );
+                        }
+                    }
+                    let w = match build_worker(id, &cfg, settings) {
+                        Ok(w) => Rc::new(w),
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let main = async move {
+                        let _ = ready.send(Ok(id));
+                        runtime::worker::run(w, listeners, stop).await;
+                    };
+                    let built = match driver {
+                        DriverKind::IoUring => {
+                            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                                .with_entries(4096)
+                                .enable_timer()
+                                .build()
+                                .map(|mut rt| rt.block_on(main))
+                        }
+                        DriverKind::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                            .enable_timer()
+                            .build()
+                            .map(|mut rt| rt.block_on(main)),
+                    };
+                    if let Err(e) = built {
+                        tracing::error!(worker = id, error = %e, "cannot build runtime");
+                    }
+                })
+                .map_err(|e| StartError::Worker(id, e.to_string()))?;
+            threads.push(t);
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    stop.store(true, Ordering::Release);
+                    return Err(e);
+                }
+                Err(_) => {
+                    stop.store(true, Ordering::Release);
+                    return Err(StartError::Worker(
+                        0,
+                        "a worker did not start (runtime could not be built)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(Server {
+            addrs: bound.addrs,
+            driver,
+            workers,
+            stop,
+            threads,
+            grace: s.shutdown_grace.0,
+        })
+    }
+
+    /// Asks every worker to stop accepting and drain.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Waits for the workers to finish draining (at most the grace period plus a little).
+    pub fn join(self) {
+        let deadline = Instant::now() + self.grace + Duration::from_secs(1);
+        for t in self.threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn build_worker(id: usize, cfg: &Config, settings: Arc<Settings>) -> Result<Worker, StartError> {
+    let mut statics = Vec::new();
+    let mut target_of = ahash::AHashMap::new();
+    for (i, o) in cfg.origins.iter().enumerate() {
+        match &o.path {
+            Some(p) => {
+                let origin = StaticOrigin::new(StaticOptions {
+                    root: p.into(),
+                    default_root_object: cfg.default_root_object.clone(),
+                    cache_bytes: cfg.server.file_cache_bytes.0,
+                    max_cached_file: cfg.server.file_cache_max_file.0,
+                    revalidate: cfg.server.file_cache_revalidate.0,
+                })
+                .map_err(|e| StartError::Origin {
+                    id: o.id.clone(),
+                    path: p.clone(),
+                    source: e,
+                })?;
+                target_of.insert(o.id.clone(), Target::Static(statics.len()));
+                statics.push(origin);
+            }
+            None => {
+                target_of.insert(o.id.clone(), Target::Custom(i));
+            }
+        }
+    }
+    // The configuration was validated: every target names an origin.
+    let target = |id: &str| {
+        target_of
+            .get(id)
+            .copied()
+            .unwrap_or(Target::Custom(usize::MAX))
+    };
+    let behaviors = cfg
+        .behaviors
+        .iter()
+        .map(|b| (PathPattern::new(&b.path_pattern), target(&b.target_origin)))
+        .collect();
+    let router = Router::new(behaviors, target(&cfg.default_cache_behavior.target_origin));
+    Ok(Worker::new(id, settings, router, statics))
+}

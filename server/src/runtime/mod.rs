@@ -1,0 +1,6 @@
+//! Threads, runtimes, listeners and the socket glue.
+
+pub mod io;
+pub mod listener;
+pub mod shutdown;
+pub mod worker;

@@ -1,0 +1,673 @@
+//! The directory origin: files under a root served like a bucket, with validators,
+//! conditionals, ranges and precompressed siblings.
+//!
+//! Each worker has its own [`StaticOrigin`] (nothing shared, nothing locked). Hot files up to
+//! `file_cache_max_file` are read into memory once and sent from there with `writev` (no copy
+//! per request); each is checked against the disk at most once per `file_cache_revalidate`.
+//! Larger files are streamed from disk.
+
+use crate::http::codec::trim;
+use crate::http::uri::CleanPath;
+use crate::http::{Method, Request, Status, WriteHead};
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Options taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct StaticOptions {
+    pub root: PathBuf,
+    pub default_root_object: String,
+    pub cache_bytes: u64,
+    pub max_cached_file: u64,
+    pub revalidate: Duration,
+}
+
+/// A file's identity on disk: when any part changes, the cached copy is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ident {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl Ident {
+    fn of(m: &std::fs::Metadata) -> Ident {
+        Ident {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
+}
+
+/// A regular file, ready to serve.
+#[derive(Debug)]
+pub struct FileEntry {
+    pub path: PathBuf,
+    pub len: u64,
+    pub etag: Box<str>,
+    pub last_modified: SystemTime,
+    /// `Last-Modified`, `ETag` and `Accept-Ranges` header lines, formatted once.
+    fixed: Box<[u8]>,
+    pub content_type: &'static str,
+    /// The whole body when it is small enough to keep in memory.
+    pub body: Option<Bytes>,
+    has_gz: bool,
+    has_br: bool,
+    ident: Ident,
+}
+
+#[derive(Debug, Clone)]
+enum Resolved {
+    File(Rc<FileEntry>),
+    Dir,
+    Missing,
+}
+
+struct Slot {
+    resolved: Resolved,
+    ident: Option<Ident>,
+    checked: Cell<Instant>,
+}
+
+/// One worker's view of a directory origin.
+pub struct StaticOrigin {
+    opts: StaticOptions,
+    canonical_root: PathBuf,
+    slots: RefCell<ahash::AHashMap<String, Rc<Slot>>>,
+    cached_bytes: Cell<u64>,
+}
+
+/// How the body of a response is to be sent.
+#[derive(Debug)]
+pub enum Body {
+    /// Head only (or the body is already in the head buffer).
+    None,
+    /// From memory.
+    Bytes(Bytes),
+    /// Streamed from a file, `offset` and `len` bytes.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// Most entries (found or not) remembered per worker.
+const MAX_SLOTS: usize = 100_000;
+
+impl StaticOrigin {
+    pub fn new(opts: StaticOptions) -> io::Result<Self> {
+        let canonical_root = std::fs::canonicalize(&opts.root)?;
+        Ok(StaticOrigin {
+            opts,
+            canonical_root,
+            slots: RefCell::new(ahash::AHashMap::new()),
+            cached_bytes: Cell::new(0),
+        })
+    }
+
+    /// Answers a GET or HEAD for `path`: writes the head (and small bodies) to `out` and
+    /// returns how the body is to be sent.
+    pub fn serve(
+        &self,
+        req: &Request,
+        path: &CleanPath,
+        query: &[u8],
+        keep_alive: bool,
+        out: &mut Vec<u8>,
+    ) -> Body {
+        let head_only = req.method == Method::Head;
+        let (entry, entry_path) = match self.lookup(&path.path) {
+            Resolved::File(e) if !path.trailing_slash => (e, path.path.clone()),
+            Resolved::File(_) => return not_found(out, head_only, keep_alive),
+            Resolved::Dir => {
+                let index = &self.opts.default_root_object;
+                if index.is_empty() {
+                    return not_found(out, head_only, keep_alive);
+                }
+                let index_path = if path.path == "/" {
+                    format!("/{index}")
+                } else {
+                    format!("{}/{index}", path.path)
+                };
+                match self.lookup(&index_path) {
+                    Resolved::File(e) if path.trailing_slash => (e, index_path),
+                    Resolved::File(_) => {
+                        // "/docs" names a directory with an index: send the client to "/docs/".
+                        let mut loc = Vec::with_capacity(path.path.len() + query.len() + 2);
+                        loc.extend_from_slice(
+                            percent_encoding::utf8_percent_encode(&path.path, PATH_SET)
+                                .to_string()
+                                .as_bytes(),
+                        );
+                        loc.push(b'/');
+                        if !query.is_empty() {
+                            loc.push(b'?');
+                            loc.extend_from_slice(query);
+                        }
+                        crate::http::response::simple(
+                            out,
+                            Status(301),
+                            "moved permanently",
+                            head_only,
+                            keep_alive,
+                            &[("Location", &loc)],
+                        );
+                        return Body::None;
+                    }
+                    _ => return not_found(out, head_only, keep_alive),
+                }
+            }
+            Resolved::Missing => return not_found(out, head_only, keep_alive),
+        };
+
+        // Content negotiation: a precompressed sibling when the client accepts it.
+        let vary = entry.has_gz || entry.has_br;
+        let mut chosen = entry.clone();
+        let mut encoding: Option<&'static str> = None;
+        if vary {
+            let (br, gz) = accepted_encodings(req);
+            let candidates = [
+                (entry.has_br && br > 0.0, "br", br),
+                (entry.has_gz && gz > 0.0, "gzip", gz),
+            ];
+            let mut best: Option<(&'static str, f32)> = None;
+            for (ok, name, q) in candidates {
+                if ok && best.is_none_or(|(_, bq)| q > bq) {
+                    best = Some((name, q));
+                }
+            }
+            if let Some((name, _)) = best {
+                let ext = if name == "br" { "br" } else { "gz" };
+                if let Resolved::File(s) = self.lookup(&format!("{entry_path}.{ext}")) {
+                    chosen = s;
+                    encoding = Some(name);
+                }
+            }
+        }
+        let e = &*chosen;
+        let extra = |out: &mut Vec<u8>| {
+            out.extend_from_slice(&e.fixed);
+            if let Some(enc) = encoding {
+                out.header("Content-Encoding", enc.as_bytes());
+            }
+            if vary {
+                out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+            }
+        };
+
+        // Preconditions (RFC 9110 §13.2.2).
+        match evaluate_conditionals(req, e) {
+            Precondition::Failed => {
+                crate::http::response::simple(
+                    out,
+                    Status(412),
+                    "precondition failed",
+                    head_only,
+                    keep_alive,
+                    &[],
+                );
+                return Body::None;
+            }
+            Precondition::NotModified => {
+                out.start(Status(304));
+                extra(out);
+                out.end(keep_alive);
+                return Body::None;
+            }
+            Precondition::Proceed => {}
+        }
+
+        // Range (GET only).
+        let mut range = None;
+        if req.method == Method::Get {
+            if let Some(r) = req.header("range") {
+                if if_range_allows(req, e) {
+                    match parse_range(r, e.len) {
+                        RangeSpec::Ignore => {}
+                        RangeSpec::Satisfiable(a, b) => range = Some((a, b)),
+                        RangeSpec::Unsatisfiable => {
+                            let cr = format!("bytes */{}", e.len);
+                            out.start(Status(416));
+                            extra(out);
+                            out.header("Content-Range", cr.as_bytes());
+                            out.header("Content-Type", b"text/plain; charset=utf-8");
+                            out.header_u64("Content-Length", 23);
+                            out.end(keep_alive);
+                            out.extend_from_slice(b"range not satisfiable\r\n");
+                            return Body::None;
+                        }
+                    }
+                }
+            }
+        }
+
+        let (status, offset, len) = match range {
+            Some((a, b)) => (Status(206), a, b - a + 1),
+            None => (Status(200), 0, e.len),
+        };
+        out.start(status);
+        out.header("Content-Type", entry.content_type.as_bytes());
+        extra(out);
+        if range.is_some() {
+            let cr = format!("bytes {}-{}/{}", offset, offset + len - 1, e.len);
+            out.header("Content-Range", cr.as_bytes());
+        }
+        out.header_u64("Content-Length", len);
+        out.end(keep_alive);
+        if head_only || len == 0 {
+            return Body::None;
+        }
+        match &e.body {
+            Some(b) => {
+                let slice = b.slice(offset as usize..(offset + len) as usize);
+                if slice.len() <= SMALL_BODY {
+                    out.extend_from_slice(&slice);
+                    Body::None
+                } else {
+                    Body::Bytes(slice)
+                }
+            }
+            None => Body::File {
+                path: e.path.clone(),
+                offset,
+                len,
+            },
+        }
+    }
+
+    /// Finds what a clean request path names, from memory when fresh enough.
+    fn lookup(&self, path: &str) -> Resolved {
+        let now = Instant::now();
+        let existing = self.slots.borrow().get(path).cloned();
+        if let Some(slot) = &existing {
+            if now.duration_since(slot.checked.get()) < self.opts.revalidate {
+                return slot.resolved.clone();
+            }
+            // Revalidate: unchanged on disk means only the check time moves.
+            let fs_path = self.fs_path(path);
+            let ident = std::fs::metadata(&fs_path).ok().map(|m| Ident::of(&m));
+            if ident == slot.ident
+                && !matches!(slot.resolved, Resolved::File(ref f) if self.siblings_changed(f))
+            {
+                slot.checked.set(now);
+                return slot.resolved.clone();
+            }
+        }
+        let slot = Rc::new(self.load(path, now));
+        let mut slots = self.slots.borrow_mut();
+        if let Some(old) = slots.remove(path) {
+            self.forget(&old);
+        }
+        if slots.len() >= MAX_SLOTS {
+            slots.clear();
+            self.cached_bytes.set(0);
+        }
+        if let Resolved::File(f) = &slot.resolved {
+            if let Some(b) = &f.body {
+                self.cached_bytes
+                    .set(self.cached_bytes.get() + b.len() as u64);
+            }
+        }
+        let resolved = slot.resolved.clone();
+        slots.insert(path.to_string(), slot);
+        resolved
+    }
+
+    fn forget(&self, slot: &Slot) {
+        if let Resolved::File(f) = &slot.resolved {
+            if let Some(b) = &f.body {
+                self.cached_bytes
+                    .set(self.cached_bytes.get().saturating_sub(b.len() as u64));
+            }
+        }
+    }
+
+    fn siblings_changed(&self, f: &FileEntry) -> bool {
+        let gz = sibling(&f.path, "gz").is_file();
+        let br = sibling(&f.path, "br").is_file();
+        gz != f.has_gz || br != f.has_br
+    }
+
+    fn fs_path(&self, path: &str) -> PathBuf {
+        self.opts.root.join(path.trim_start_matches('/'))
+    }
+
+    fn load(&self, path: &str, now: Instant) -> Slot {
+        let missing = |ident| Slot {
+            resolved: Resolved::Missing,
+            ident,
+            checked: Cell::new(now),
+        };
+        let fs_path = self.fs_path(path);
+        let Ok(meta) = std::fs::metadata(&fs_path) else {
+            return missing(None);
+        };
+        let ident = Ident::of(&meta);
+        // Symlinks may point anywhere: only what resolves inside the root is served.
+        match std::fs::canonicalize(&fs_path) {
+            Ok(real) if real.starts_with(&self.canonical_root) => {}
+            _ => return missing(Some(ident)),
+        }
+        if meta.is_dir() {
+            return Slot {
+                resolved: Resolved::Dir,
+                ident: Some(ident),
+                checked: Cell::new(now),
+            };
+        }
+        if !meta.is_file() {
+            return missing(Some(ident));
+        }
+        match self.load_file(&fs_path, &meta) {
+            Ok(entry) => Slot {
+                ident: Some(entry.ident),
+                resolved: Resolved::File(Rc::new(entry)),
+                checked: Cell::new(now),
+            },
+            Err(e) => {
+                tracing::warn!(path = %fs_path.display(), error = %e, "cannot read file");
+                missing(Some(ident))
+            }
+        }
+    }
+
+    fn load_file(&self, fs_path: &Path, meta: &std::fs::Metadata) -> io::Result<FileEntry> {
+        let mut ident = Ident::of(meta);
+        let fits = ident.size <= self.opts.max_cached_file
+            && self.cached_bytes.get() + ident.size <= self.opts.cache_bytes;
+        let body = if fits {
+            let data = std::fs::read(fs_path)?;
+            let after = Ident::of(&std::fs::metadata(fs_path)?);
+            if after != ident || data.len() as u64 != after.size {
+                // Changed while read: serve from disk this time, cache on a later check.
+                ident = after;
+                None
+            } else {
+                Some(Bytes::from(data))
+            }
+        } else {
+            None
+        };
+        let last_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let etag = format!(
+            "\"{:x}-{:x}-{:x}\"",
+            ident.mtime_ns as u64, ident.size, ident.ino
+        );
+        let mut fixed = Vec::with_capacity(128);
+        fixed.header(
+            "Last-Modified",
+            httpdate::fmt_http_date(last_modified).as_bytes(),
+        );
+        fixed.header("ETag", etag.as_bytes());
+        fixed.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        Ok(FileEntry {
+            path: fs_path.to_path_buf(),
+            len: ident.size,
+            etag: etag.into(),
+            last_modified,
+            fixed: fixed.into(),
+            content_type: content_type(fs_path),
+            body,
+            has_gz: sibling(fs_path, "gz").is_file(),
+            has_br: sibling(fs_path, "br").is_file(),
+            ident,
+        })
+    }
+}
+
+/// Bodies up to this size are copied into the head buffer (one write); larger ones go by writev.
+const SMALL_BODY: usize = 16 * 1024;
+
+const PATH_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+fn sibling(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn not_found(out: &mut Vec<u8>, head_only: bool, keep_alive: bool) -> Body {
+    crate::http::response::simple(out, Status(404), "not found", head_only, keep_alive, &[]);
+    Body::None
+}
+
+fn content_type(path: &Path) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        _ => mime_guess::from_ext(ext)
+            .first_raw()
+            .unwrap_or("application/octet-stream"),
+    }
+}
+
+/// The q-values the client gives to `br` and `gzip` (0 = not acceptable).
+fn accepted_encodings(req: &Request) -> (f32, f32) {
+    let (mut br, mut gz, mut star) = (None, None, None);
+    for item in req.header_list("accept-encoding") {
+        let mut parts = item.split(|&b| b == b';');
+        let coding = trim(parts.next().unwrap_or_default());
+        let mut q = 1.0f32;
+        for p in parts {
+            let p = trim(p);
+            if p.len() > 2 && p[..2].eq_ignore_ascii_case(b"q=") {
+                q = std::str::from_utf8(&p[2..])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0.0);
+            }
+        }
+        if coding.eq_ignore_ascii_case(b"br") {
+            br = Some(q);
+        } else if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
+            gz = Some(q);
+        } else if coding == b"*" {
+            star = Some(q);
+        }
+    }
+    (br.or(star).unwrap_or(0.0), gz.or(star).unwrap_or(0.0))
+}
+
+enum Precondition {
+    Proceed,
+    NotModified,
+    Failed,
+}
+
+fn etag_list_matches(list: &[u8], etag: &str, weak: bool) -> bool {
+    let list = trim(list);
+    if list == b"*" {
+        return true;
+    }
+    list.split(|&b| b == b',').map(trim).any(|tag| {
+        let (tag_weak, t) = match tag.strip_prefix(b"W/") {
+            Some(t) => (true, t),
+            None => (false, tag),
+        };
+        if tag_weak && !weak {
+            return false;
+        }
+        t == etag.as_bytes()
+    })
+}
+
+fn header_date(req: &Request, name: &str) -> Option<SystemTime> {
+    let v = req.header(name)?;
+    httpdate::parse_http_date(std::str::from_utf8(v).ok()?.trim()).ok()
+}
+
+/// Whole seconds: HTTP dates have no finer resolution.
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn evaluate_conditionals(req: &Request, e: &FileEntry) -> Precondition {
+    if let Some(im) = req.header("if-match") {
+        if !etag_list_matches(im, &e.etag, false) {
+            return Precondition::Failed;
+        }
+    } else if let Some(d) = header_date(req, "if-unmodified-since") {
+        if secs(e.last_modified) > secs(d) {
+            return Precondition::Failed;
+        }
+    }
+    if let Some(inm) = req.header("if-none-match") {
+        if etag_list_matches(inm, &e.etag, true) {
+            return if matches!(req.method, Method::Get | Method::Head) {
+                Precondition::NotModified
+            } else {
+                Precondition::Failed
+            };
+        }
+    } else if matches!(req.method, Method::Get | Method::Head) {
+        if let Some(d) = header_date(req, "if-modified-since") {
+            if secs(e.last_modified) <= secs(d) {
+                return Precondition::NotModified;
+            }
+        }
+    }
+    Precondition::Proceed
+}
+
+fn if_range_allows(req: &Request, e: &FileEntry) -> bool {
+    let Some(v) = req.header("if-range") else {
+        return true;
+    };
+    let v = trim(v);
+    if v.first() == Some(&b'"') {
+        // Strong comparison only.
+        return v == e.etag.as_bytes();
+    }
+    if v.starts_with(b"W/") {
+        return false;
+    }
+    match std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+    {
+        Some(d) => secs(d) == secs(e.last_modified),
+        None => false,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    Ignore,
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+}
+
+/// A single byte range (RFC 9110 §14.1.2); several ranges or a malformed header are ignored
+/// (the full representation is sent, which the RFC allows).
+fn parse_range(v: &[u8], len: u64) -> RangeSpec {
+    let v = trim(v);
+    if v.len() < 6 || !v[..6].eq_ignore_ascii_case(b"bytes=") {
+        return RangeSpec::Ignore;
+    }
+    let spec = trim(&v[6..]);
+    if spec.contains(&b',') {
+        return RangeSpec::Ignore;
+    }
+    let Some(dash) = spec.iter().position(|&b| b == b'-') else {
+        return RangeSpec::Ignore;
+    };
+    let num = |s: &[u8]| -> Option<u64> {
+        let s = trim(s);
+        if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(s).ok()?.parse().ok()
+    };
+    let (a, b) = (&spec[..dash], &spec[dash + 1..]);
+    if trim(a).is_empty() {
+        let Some(n) = num(b) else {
+            return RangeSpec::Ignore;
+        };
+        if n == 0 || len == 0 {
+            return RangeSpec::Unsatisfiable;
+        }
+        let n = n.min(len);
+        return RangeSpec::Satisfiable(len - n, len - 1);
+    }
+    let Some(first) = num(a) else {
+        return RangeSpec::Ignore;
+    };
+    let last = if trim(b).is_empty() {
+        u64::MAX
+    } else {
+        match num(b) {
+            Some(l) if l >= first => l,
+            _ => return RangeSpec::Ignore,
+        }
+    };
+    if first >= len {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Satisfiable(first, last.min(len - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(b"bytes=0-9", 100), RangeSpec::Satisfiable(0, 9));
+        assert_eq!(
+            parse_range(b"bytes=90-", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(
+            parse_range(b"bytes=90-1000", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(
+            parse_range(b"bytes=-10", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(
+            parse_range(b"bytes=-1000", 100),
+            RangeSpec::Satisfiable(0, 99)
+        );
+        assert_eq!(parse_range(b"bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=5-3", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range(b"bytes=0-1,5-6", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range(b"items=0-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range(b"bytes=a-b", 100), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn etag_matching() {
+        assert!(etag_list_matches(b"\"a\", \"b\"", "\"b\"", false));
+        assert!(etag_list_matches(b"W/\"b\"", "\"b\"", true));
+        assert!(!etag_list_matches(b"W/\"b\"", "\"b\"", false));
+        assert!(etag_list_matches(b"*", "\"b\"", false));
+        assert!(!etag_list_matches(b"\"c\"", "\"b\"", true));
+    }
+}
