@@ -203,13 +203,11 @@ impl fmt::Debug for Duration {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim())
-            .map(Duration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {s:?}: {e} (write e.g. \"10s\", \"500ms\")"
-                ))
-            })
+        humantime::parse_duration(s.trim()).map(Duration).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?}: {e} (write e.g. \"10s\", \"500ms\")"
+            ))
+        })
     }
 }
 
@@ -238,9 +236,7 @@ impl<'de> Deserialize<'de> for Size {
                 .parse::<bytesize::ByteSize>()
                 .map(|b| Size(b.0))
                 .map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "invalid size {s:?}: {e} (write e.g. \"8GiB\")"
-                    ))
+                    serde::de::Error::custom(format!("invalid size {s:?}: {e} (write e.g. \"8GiB\")"))
                 }),
         }
     }

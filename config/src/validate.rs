@@ -69,10 +69,7 @@ pub(crate) fn load(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn invalid(problems: Vec<Problem>) -> ConfigError {
-    ConfigError::Invalid {
-        file: None,
-        problems,
-    }
+    ConfigError::Invalid { file: None, problems }
 }
 
 fn problem_at(text: &str, key: &str, offset: usize, message: &str) -> Problem {
@@ -125,16 +122,13 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     let mut seen = HashSet::new();
     for (i, a) in s.listen.iter().enumerate() {
         match a.parse::<SocketAddr>() {
-            Ok(addr) if !seen.insert(addr) => bad(
-                format!("server.listen[{i}]"),
-                format!("{a} is listed twice"),
-            ),
+            Ok(addr) if !seen.insert(addr) => {
+                bad(format!("server.listen[{i}]"), format!("{a} is listed twice"))
+            }
             Ok(_) => {}
             Err(_) => bad(
                 format!("server.listen[{i}]"),
-                format!(
-                    "{a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\", \"[::1]:8080\")"
-                ),
+                format!("{a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\", \"[::1]:8080\")"),
             ),
         }
     }
@@ -149,10 +143,7 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     if s.max_header_bytes > 1 << 20 {
-        bad(
-            "server.max_header_bytes".into(),
-            "must be at most 1 MiB".into(),
-        );
+        bad("server.max_header_bytes".into(), "must be at most 1 MiB".into());
     }
     if s.max_uri_bytes > s.max_header_bytes {
         bad(
@@ -182,10 +173,7 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     }
 
     if cfg.origins.is_empty() {
-        bad(
-            "origins".into(),
-            "at least one [[origins]] is needed".into(),
-        );
+        bad("origins".into(), "at least one [[origins]] is needed".into());
     }
     let mut ids = HashSet::new();
     for (i, o) in cfg.origins.iter().enumerate() {
@@ -210,13 +198,8 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
                 Err(e) => bad(k("path"), format!("{p:?}: {e}")),
             },
             (None, Some(d)) => {
-                if d.is_empty()
-                    || d.contains(['/', ' ', ':']) && d.parse::<std::net::Ipv6Addr>().is_err()
-                {
-                    bad(
-                        k("domain_name"),
-                        format!("{d:?} is not a host name or address"),
-                    );
+                if d.is_empty() || d.contains(['/', ' ', ':']) && d.parse::<std::net::Ipv6Addr>().is_err() {
+                    bad(k("domain_name"), format!("{d:?} is not a host name or address"));
                 }
             }
         }
@@ -232,10 +215,7 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     if !target_ok(&cfg.default_cache_behavior.target_origin) {
         bad(
             "default_cache_behavior.target_origin".into(),
-            format!(
-                "no origin has id {:?}",
-                cfg.default_cache_behavior.target_origin
-            ),
+            format!("no origin has id {:?}", cfg.default_cache_behavior.target_origin),
         );
     }
     for (i, b) in cfg.behaviors.iter().enumerate() {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 use config::{Config, Driver};
 
 fn problems(text: &str) -> Vec<config::Problem> {
@@ -87,10 +88,7 @@ target_origin = "missing"
     assert!(has("server.listen[0]", 3), "{rendered:#?}");
     assert!(has("origins[0].path", 9), "{rendered:#?}");
     assert!(has("origins[1].id", 12), "{rendered:#?}");
-    assert!(
-        has("default_cache_behavior.target_origin", 16),
-        "{rendered:#?}"
-    );
+    assert!(has("default_cache_behavior.target_origin", 16), "{rendered:#?}");
     assert!(has("behaviors[0].target_origin", 20), "{rendered:#?}");
     assert_eq!(p.len(), 7, "{rendered:#?}");
 }
@@ -106,8 +104,7 @@ fn syntax_error_is_located() {
 fn missing_default_behavior_is_reported() {
     let p = problems("[[origins]]\nid = \"a\"\npath = \".\"\n");
     assert!(
-        p.iter()
-            .any(|p| p.message.contains("default_cache_behavior")),
+        p.iter().any(|p| p.message.contains("default_cache_behavior")),
         "{p:?}"
     );
 }
@@ -126,10 +123,7 @@ target_origin = "a"
 "#;
     let p = problems(text);
     assert!(p.iter().any(|p| p.key == "origins[0].domain_name"), "{p:?}");
-    assert!(
-        p.iter().any(|p| p.key == "origins[1]" && p.line == 6),
-        "{p:?}"
-    );
+    assert!(p.iter().any(|p| p.key == "origins[1]" && p.line == 6), "{p:?}");
 }
 
 #[test]
@@ -145,8 +139,7 @@ fn sizes_and_durations_parse() {
 
 #[test]
 fn example_config_is_valid() {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml")).unwrap();
     // The example points at /srv/www; validate it with that path swapped for one that exists.
     let dir = env!("CARGO_MANIFEST_DIR");
     let text = text.replace("/srv/www", dir);

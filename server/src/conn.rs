@@ -75,10 +75,8 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
     };
     let mut first = true;
     loop {
-        if c.buf.is_empty() {
-            if !c.wait_idle(first).await {
-                return;
-            }
+        if c.buf.is_empty() && !c.wait_idle(first).await {
+            return;
         }
         first = false;
         match c.exchange().await {
@@ -142,7 +140,8 @@ impl Conn {
         if !reject_early {
             self.read_body(&req).await?;
         }
-        let keep_alive = keep_alive && !reject_early;
+        // An unknown method's semantics are unknown: answer it and close.
+        let keep_alive = keep_alive && !reject_early && req.method != Method::Other;
         let head_only = req.method == Method::Head;
         let body = match route {
             Route::Error(status, why) => {
@@ -243,14 +242,7 @@ impl Conn {
 
     fn refuse(&mut self, e: ParseError) -> End {
         tracing::debug!(status = e.status(), reason = e.reason(), "request refused");
-        simple(
-            &mut self.out,
-            Status(e.status()),
-            e.reason(),
-            false,
-            false,
-            &[],
-        );
+        simple(&mut self.out, Status(e.status()), e.reason(), false, false, &[]);
         End::Refused
     }
 
@@ -280,11 +272,7 @@ impl Conn {
                     if left == 0 {
                         return Ok(());
                     }
-                    if self
-                        .read_more(Instant::now() + timeout, Phase::Body)
-                        .await?
-                        == 0
-                    {
+                    if self.read_more(Instant::now() + timeout, Phase::Body).await? == 0 {
                         return Err(End::Gone);
                     }
                 }
@@ -304,7 +292,7 @@ impl Conn {
                         };
                         total += step.data.len() as u64;
                         self.buf.drain(..step.consumed);
-                        if total > max {
+                        if total + dec.remaining_in_chunk() > max {
                             simple(
                                 &mut self.out,
                                 Status(413),
@@ -322,11 +310,7 @@ impl Conn {
                             break;
                         }
                     }
-                    if self
-                        .read_more(Instant::now() + timeout, Phase::Body)
-                        .await?
-                        == 0
-                    {
+                    if self.read_more(Instant::now() + timeout, Phase::Body).await? == 0 {
                         return Err(End::Gone);
                     }
                 }
@@ -395,12 +379,7 @@ impl Conn {
         }
     }
 
-    async fn send_file(
-        &mut self,
-        path: &std::path::Path,
-        mut offset: u64,
-        len: u64,
-    ) -> Result<(), End> {
+    async fn send_file(&mut self, path: &std::path::Path, mut offset: u64, len: u64) -> Result<(), End> {
         // The head is already out: a failure from here on can only close the connection.
         let file = monoio::fs::File::open(path).await.map_err(|e| {
             tracing::warn!(path = %path.display(), error = %e, "cannot open file");
@@ -447,9 +426,7 @@ impl Conn {
         }
         while drained < 256 * 1024 {
             let cap = buf.capacity();
-            match monoio::time::timeout_at(deadline.into(), self.stream.read(buf.slice_mut(0..cap)))
-                .await
-            {
+            match monoio::time::timeout_at(deadline.into(), self.stream.read(buf.slice_mut(0..cap))).await {
                 Ok((Ok(n), b)) if n > 0 => {
                     drained += n;
                     buf = b.into_inner();

@@ -74,12 +74,7 @@ impl Server {
             n => n,
         };
         let driver = choose_driver(cfg.server.driver)?;
-        let addrs: Vec<SocketAddr> = cfg
-            .server
-            .listen
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let addrs: Vec<SocketAddr> = cfg.server.listen.iter().filter_map(|a| a.parse().ok()).collect();
         let bound = runtime::listener::bind_all(&addrs, workers, driver == DriverKind::Epoll)
             .map_err(StartError::Listen)?;
 
@@ -127,11 +122,7 @@ impl Server {
                 .spawn(move || {
                     if let Some(core) = core {
                         if !core_affinity::set_for_current(core) {
-                            tracing::warn!(
-                                worker = id,
-                                core = core.id,
-                                "cannot pin worker to its core"
-                            );
+                            tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                         }
                     }
                     let w = match build_worker(id, &cfg, settings) {
@@ -146,13 +137,11 @@ impl Server {
                         runtime::worker::run(w, listeners, stop).await;
                     };
                     let built = match driver {
-                        DriverKind::IoUring => {
-                            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                                .with_entries(4096)
-                                .enable_timer()
-                                .build()
-                                .map(|mut rt| rt.block_on(main))
-                        }
+                        DriverKind::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                            .with_entries(4096)
+                            .enable_timer()
+                            .build()
+                            .map(|mut rt| rt.block_on(main)),
                         DriverKind::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                             .enable_timer()
                             .build()
@@ -238,12 +227,7 @@ fn build_worker(id: usize, cfg: &Config, settings: Arc<Settings>) -> Result<Work
         }
     }
     // The configuration was validated: every target names an origin.
-    let target = |id: &str| {
-        target_of
-            .get(id)
-            .copied()
-            .unwrap_or(Target::Custom(usize::MAX))
-    };
+    let target = |id: &str| target_of.get(id).copied().unwrap_or(Target::Custom(usize::MAX));
     let behaviors = cfg
         .behaviors
         .iter()

@@ -73,8 +73,8 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     // Signals are taken by a thread of their own before the workers start, so none of them
     // ever runs a handler.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("installing signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let server = slabfront::Server::start(&cfg)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -93,11 +93,7 @@ pub enum Body {
     /// From memory.
     Bytes(Bytes),
     /// Streamed from a file, `offset` and `len` bytes.
-    File {
-        path: PathBuf,
-        offset: u64,
-        len: u64,
-    },
+    File { path: PathBuf, offset: u64, len: u64 },
 }
 
 /// Most entries (found or not) remembered per worker.
@@ -313,8 +309,7 @@ impl StaticOrigin {
         }
         if let Resolved::File(f) = &slot.resolved {
             if let Some(b) = &f.body {
-                self.cached_bytes
-                    .set(self.cached_bytes.get() + b.len() as u64);
+                self.cached_bytes.set(self.cached_bytes.get() + b.len() as u64);
             }
         }
         let resolved = slot.resolved.clone();
@@ -398,15 +393,9 @@ impl StaticOrigin {
             None
         };
         let last_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let etag = format!(
-            "\"{:x}-{:x}-{:x}\"",
-            ident.mtime_ns as u64, ident.size, ident.ino
-        );
+        let etag = format!("\"{:x}-{:x}-{:x}\"", ident.mtime_ns as u64, ident.size, ident.ino);
         let mut fixed = Vec::with_capacity(128);
-        fixed.header(
-            "Last-Modified",
-            httpdate::fmt_http_date(last_modified).as_bytes(),
-        );
+        fixed.header("Last-Modified", httpdate::fmt_http_date(last_modified).as_bytes());
         fixed.header("ETag", etag.as_bytes());
         fixed.extend_from_slice(b"Accept-Ranges: bytes\r\n");
         Ok(FileEntry {
@@ -638,22 +627,10 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(b"bytes=0-9", 100), RangeSpec::Satisfiable(0, 9));
-        assert_eq!(
-            parse_range(b"bytes=90-", 100),
-            RangeSpec::Satisfiable(90, 99)
-        );
-        assert_eq!(
-            parse_range(b"bytes=90-1000", 100),
-            RangeSpec::Satisfiable(90, 99)
-        );
-        assert_eq!(
-            parse_range(b"bytes=-10", 100),
-            RangeSpec::Satisfiable(90, 99)
-        );
-        assert_eq!(
-            parse_range(b"bytes=-1000", 100),
-            RangeSpec::Satisfiable(0, 99)
-        );
+        assert_eq!(parse_range(b"bytes=90-", 100), RangeSpec::Satisfiable(90, 99));
+        assert_eq!(parse_range(b"bytes=90-1000", 100), RangeSpec::Satisfiable(90, 99));
+        assert_eq!(parse_range(b"bytes=-10", 100), RangeSpec::Satisfiable(90, 99));
+        assert_eq!(parse_range(b"bytes=-1000", 100), RangeSpec::Satisfiable(0, 99));
         assert_eq!(parse_range(b"bytes=100-", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range(b"bytes=-0", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range(b"bytes=5-3", 100), RangeSpec::Ignore);

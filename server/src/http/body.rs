@@ -53,6 +53,15 @@ impl ChunkedDecoder {
         }
     }
 
+    /// Bytes of the current chunk not yet consumed (its declared size counts against limits
+    /// before its data arrives).
+    pub fn remaining_in_chunk(&self) -> u64 {
+        match self.state {
+            State::Data(n) => n,
+            _ => 0,
+        }
+    }
+
     /// True once the last chunk and the trailer section have been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

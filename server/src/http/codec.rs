@@ -123,10 +123,7 @@ impl Request {
 
 /// Trims optional whitespace (SP / HTAB) from both ends.
 pub fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(v.len());
+    let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
     let end = v
         .iter()
         .rposition(|&b| b != b' ' && b != b'\t')
@@ -303,17 +300,13 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     }
     if version == Version::Http11 && host_count != 1 {
         // RFC 9112 §3.2: 400 for a missing Host in HTTP/1.1, or more than one.
-        return Err(ParseError::Bad(
-            "HTTP/1.1 request needs exactly one Host field",
-        ));
+        return Err(ParseError::Bad("HTTP/1.1 request needs exactly one Host field"));
     }
     if host_count > 1 {
         return Err(ParseError::Bad("several Host fields"));
     }
     let body = match (te, content_length) {
-        (Some(_), Some(_)) => {
-            return Err(ParseError::Bad("both Transfer-Encoding and Content-Length"))
-        }
+        (Some(_), Some(_)) => return Err(ParseError::Bad("both Transfer-Encoding and Content-Length")),
         (Some(te), None) => {
             if version == Version::Http10 {
                 return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
@@ -324,9 +317,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
                 _ => return Err(ParseError::Bad("Transfer-Encoding must end in chunked")),
             }
             if codings.len() > 1 {
-                return Err(ParseError::NotImplemented(
-                    "transfer coding not implemented",
-                ));
+                return Err(ParseError::NotImplemented("transfer coding not implemented"));
             }
             BodyKind::Chunked
         }
@@ -375,9 +366,7 @@ fn looks_like_other_http(buf: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match line.rsplit(|&b| b == b' ').next() {
         Some(v) => {
-            v.len() >= 6
-                && v.starts_with(b"HTTP/")
-                && v[5..].iter().all(|&b| b.is_ascii_digit() || b == b'.')
+            v.len() >= 6 && v.starts_with(b"HTTP/") && v[5..].iter().all(|&b| b.is_ascii_digit() || b == b'.')
         }
         None => false,
     }
@@ -454,12 +443,12 @@ mod tests {
     #[test]
     fn framing_errors() {
         assert_eq!(
-            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").status(),
+            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .status(),
             400
         );
         assert_eq!(
-            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
-                .status(),
+            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").status(),
             400
         );
         assert_eq!(
@@ -471,8 +460,7 @@ mod tests {
             400
         );
         assert_eq!(
-            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n")
-                .status(),
+            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n").status(),
             400
         );
         assert_eq!(
@@ -493,25 +481,16 @@ mod tests {
             400
         );
         // bare CR
-        assert_eq!(
-            err(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n").status(),
-            400
-        );
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n").status(), 400);
         // bad header name
         assert_eq!(
             err(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: b\r\n\r\n").status(),
             400
         );
-        assert_eq!(
-            err(b"GET / HTTP/1.1\r\nHost: a\r\n(x): b\r\n\r\n").status(),
-            400
-        );
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\n(x): b\r\n\r\n").status(), 400);
         // missing / duplicate Host in 1.1
         assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n").status(), 400);
-        assert_eq!(
-            err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(),
-            400
-        );
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(), 400);
         assert_eq!(
             err(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n").status(),
             400
@@ -535,16 +514,15 @@ mod tests {
         let many: String = (0..100).map(|i| format!("X-{i}: v\r\n")).collect();
         let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert_eq!(err(req.as_bytes()).status(), 431);
-        let big = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
-            "b".repeat(9000)
-        );
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "b".repeat(9000));
         assert_eq!(err(big.as_bytes()).status(), 431);
     }
 
     #[test]
     fn chunked_and_expect() {
-        let (r, _) = complete(b"PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+        let (r, _) = complete(
+            b"PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+        );
         assert_eq!(r.body, BodyKind::Chunked);
         assert!(r.expect_continue);
         assert_eq!(r.method, Method::Put);
@@ -559,7 +537,9 @@ mod tests {
 
     #[test]
     fn header_list_spans_lines() {
-        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\nAccept-Encoding: zstd\r\n\r\n");
+        let (r, _) = complete(
+            b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\nAccept-Encoding: zstd\r\n\r\n",
+        );
         let v: Vec<&[u8]> = r.header_list("accept-encoding").collect();
         assert_eq!(v, vec![&b"gzip"[..], b"br", b"zstd"]);
     }

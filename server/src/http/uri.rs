@@ -7,8 +7,7 @@ pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
         target
     } else {
         // absolute-form: scheme "://" authority path
-        let lower_starts =
-            |p: &[u8]| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p);
+        let lower_starts = |p: &[u8]| target.len() >= p.len() && target[..p.len()].eq_ignore_ascii_case(p);
         let rest = if lower_starts(b"http://") {
             &target[7..]
         } else if lower_starts(b"https://") {
@@ -101,9 +100,7 @@ fn decode(seg: &[u8]) -> Result<Vec<u8>, PathError> {
     let mut i = 0;
     while let Some(p) = seg[i..].iter().position(|&b| b == b'%') {
         let at = i + p;
-        let ok = seg.len() >= at + 3
-            && seg[at + 1].is_ascii_hexdigit()
-            && seg[at + 2].is_ascii_hexdigit();
+        let ok = seg.len() >= at + 3 && seg[at + 1].is_ascii_hexdigit() && seg[at + 2].is_ascii_hexdigit();
         if !ok {
             return Err(PathError::Invalid("bad percent-encoding"));
         }
@@ -126,10 +123,7 @@ mod tests {
         assert_eq!(clean("/a/../../etc/passwd"), Err(PathError::Escapes));
         assert_eq!(clean("/%2e%2e/etc/passwd"), Err(PathError::Escapes));
         assert_eq!(clean("/%2E%2E/etc"), Err(PathError::Escapes));
-        assert!(matches!(
-            clean("/a%2f..%2f..%2fetc"),
-            Err(PathError::Invalid(_))
-        ));
+        assert!(matches!(clean("/a%2f..%2f..%2fetc"), Err(PathError::Invalid(_))));
         assert!(matches!(clean("/a%5c..%5cb"), Err(PathError::Invalid(_))));
         assert!(matches!(clean("/a\\..\\b"), Err(PathError::Invalid(_))));
         assert!(matches!(clean("/a%00.html"), Err(PathError::Invalid(_))));
@@ -155,10 +149,7 @@ mod tests {
             split_target(b"http://example.com/x?y"),
             Some((&b"/x"[..], &b"y"[..]))
         );
-        assert_eq!(
-            split_target(b"http://example.com"),
-            Some((&b"/"[..], &b""[..]))
-        );
+        assert_eq!(split_target(b"http://example.com"), Some((&b"/"[..], &b""[..])));
         assert_eq!(split_target(b"*"), None);
     }
 }

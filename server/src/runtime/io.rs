@@ -44,10 +44,7 @@ impl HeadAndBody {
     /// Points the iovecs at what is still unwritten.
     fn aim(&mut self) {
         let h = self.written.min(self.head.len());
-        let b = self
-            .written
-            .saturating_sub(self.head.len())
-            .min(self.body.len());
+        let b = self.written.saturating_sub(self.head.len()).min(self.body.len());
         let head_rest = &self.head[h..];
         let body_rest = &self.body[b..];
         self.iov[0] = libc::iovec {

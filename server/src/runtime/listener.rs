@@ -21,10 +21,7 @@ pub fn bind_all(addrs: &[SocketAddr], workers: usize, nonblocking: bool) -> io::
         let mut actual = addr;
         for (w, slot) in per_worker.iter_mut().enumerate() {
             let l = bind_one(actual, nonblocking).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {actual} (worker {w}): {e}"),
-                )
+                io::Error::new(e.kind(), format!("cannot listen on {actual} (worker {w}): {e}"))
             })?;
             if w == 0 {
                 actual = l.local_addr()?;

@@ -65,10 +65,7 @@ impl Future for Wait {
                 id
             }
         };
-        self.inner
-            .waiters
-            .borrow_mut()
-            .insert(id, cx.waker().clone());
+        self.inner.waiters.borrow_mut().insert(id, cx.waker().clone());
         Poll::Pending
     }
 }

@@ -41,12 +41,7 @@ const POOL: usize = 1024;
 const POOL_MAX_CAP: usize = 64 * 1024;
 
 impl Worker {
-    pub fn new(
-        id: usize,
-        settings: Arc<Settings>,
-        router: Router,
-        statics: Vec<StaticOrigin>,
-    ) -> Self {
+    pub fn new(id: usize, settings: Arc<Settings>, router: Router, statics: Vec<StaticOrigin>) -> Self {
         Worker {
             id,
             settings,
