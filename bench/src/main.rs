@@ -1,1 +1,452 @@
-fn main() {}
+//! slabfront's benchmark driver: starts slabfront and nginx on loopback with the same files,
+//! pins each server to core 0 and the load to core 1, and prints one side-by-side table.
+//!
+//! It talks HTTP only and uses no server internals. Every number in the table comes from the
+//! same run; each cell is the median of `--runs` runs, the servers measured alternately.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod cheap;
+mod procstat;
+
+#[derive(Parser, Debug)]
+#[command(about = "slabfront vs nginx, static files, one server core")]
+struct Args {
+    /// Runs per cell (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Idle keep-alive connections for the memory test.
+    #[arg(long, default_value_t = 10_000)]
+    idle_connections: usize,
+    /// The slabfront binary (default: next to this one).
+    #[arg(long)]
+    slabfront: Option<PathBuf>,
+}
+
+const SMALL: &str = "/1k.bin";
+const LARGE: &str = "/simple.html";
+const LARGE_SIZE: usize = 1_323_539;
+const SF_PORT: u16 = 18080;
+const NGINX_PORT: u16 = 18081;
+
+struct ServerProc {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+impl ServerProc {
+    fn pids(&self) -> Vec<u32> {
+        procstat::process_tree(self.child.id())
+    }
+    fn cpu_ticks(&self) -> u64 {
+        self.pids().iter().map(|&p| procstat::cpu_ticks(p)).sum()
+    }
+    fn rss_kib(&self) -> u64 {
+        self.pids().iter().map(|&p| procstat::rss_kib(p)).sum()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        // Stopped by the PID we started, never by name.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on 127.0.0.1:{port}")
+}
+
+fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
+    let cfg = work.join("slabfront.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{SF_PORT}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("slabfront.log"))?)
+        .spawn()
+        .context("starting slabfront")?;
+    wait_port(SF_PORT)?;
+    Ok(ServerProc {
+        name: "slabfront",
+        child,
+        port: SF_PORT,
+    })
+}
+
+fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
+    let prefix = work.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"worker_processes 1;
+worker_rlimit_nofile 19500;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 19000; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 100000000;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    types {{ text/html html; application/octet-stream bin; }}
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{NGINX_PORT} reuseport backlog=4096;
+        root {root};
+    }}
+}}
+"#,
+            prefix = prefix.display(),
+            root = root.display()
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "0", "nginx", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx (install it with scripts/bench-deps.sh)")?;
+    wait_port(NGINX_PORT)?;
+    Ok(ServerProc {
+        name: "nginx",
+        child,
+        port: NGINX_PORT,
+    })
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    req_s: f64,
+    bytes_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu: f64,
+    errors: u64,
+    requests: f64,
+    bytes: f64,
+}
+
+impl Sample {
+    fn per_cpu(&self) -> f64 {
+        if self.cpu > 0.0 {
+            self.requests / self.cpu
+        } else {
+            0.0
+        }
+    }
+    fn bytes_per_cpu(&self) -> f64 {
+        if self.cpu > 0.0 {
+            self.bytes / self.cpu
+        } else {
+            0.0
+        }
+    }
+}
+
+fn ticks_per_sec() -> f64 {
+    100.0
+}
+
+fn wrk(server: &ServerProc, path: &str, conns: usize, secs: u64) -> Result<Sample> {
+    let before = server.cpu_ticks();
+    let start = Instant::now();
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "--latency"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg(format!("http://127.0.0.1:{}{path}", server.port))
+        .output()
+        .context("running wrk (install it with scripts/bench-deps.sh)")?;
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (server.cpu_ticks() - before) as f64 / ticks_per_sec();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut s = Sample {
+        cpu,
+        ..Default::default()
+    };
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => s.req_s = v.parse().unwrap_or(0.0),
+            ["Transfer/sec:", v] => s.bytes_s = parse_size(v),
+            ["50%", v] => s.p50_ms = parse_ms(v),
+            ["99%", v] => s.p99_ms = parse_ms(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => s.errors += n.parse::<u64>().unwrap_or(0),
+            [n, "requests", "in", ..] => s.requests = n.parse().unwrap_or(0.0),
+            ["Socket", "errors:", rest @ ..] => {
+                for w in rest {
+                    s.errors += w.trim_end_matches(',').parse::<u64>().unwrap_or(0);
+                }
+            }
+            _ => {}
+        }
+    }
+    if s.requests == 0.0 {
+        bail!(
+            "wrk printed no result:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // CPU was sampled over the whole wrk process lifetime; scale the request count alike.
+    let _ = wall;
+    s.bytes = s.bytes_s * secs as f64;
+    Ok(s)
+}
+
+fn parse_ms(v: &str) -> f64 {
+    let (num, unit): (String, String) = v.chars().partition(|c| c.is_ascii_digit() || *c == '.');
+    let n: f64 = num.parse().unwrap_or(0.0);
+    match unit.as_str() {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => n,
+    }
+}
+
+fn parse_size(v: &str) -> f64 {
+    let (num, unit): (String, String) = v.chars().partition(|c| c.is_ascii_digit() || *c == '.');
+    let n: f64 = num.parse().unwrap_or(0.0);
+    n * match unit.as_str() {
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn median_sample(v: &[Sample]) -> Sample {
+    let m = |f: fn(&Sample) -> f64| median(v.iter().map(f).collect());
+    Sample {
+        req_s: m(|s| s.req_s),
+        bytes_s: m(|s| s.bytes_s),
+        p50_ms: m(|s| s.p50_ms),
+        p99_ms: m(|s| s.p99_ms),
+        cpu: m(|s| s.cpu),
+        errors: v.iter().map(|s| s.errors).sum(),
+        requests: m(|s| s.requests),
+        bytes: m(|s| s.bytes),
+    }
+}
+
+/// RSS added per idle keep-alive connection, in bytes.
+fn idle_memory(server: &ServerProc, n: usize) -> Result<f64> {
+    // Warm up (file caches, buffer pools) before the baseline.
+    for _ in 0..100 {
+        let mut c = TcpStream::connect(("127.0.0.1", server.port))?;
+        get_once(&mut c)?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss_kib();
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = TcpStream::connect(("127.0.0.1", server.port))?;
+        get_once(&mut c)?;
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = server.rss_kib();
+    // They must still be open (not closed by the server).
+    let mut open = 0;
+    for c in held.iter_mut().take(100) {
+        c.set_nonblocking(true)?;
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            _ => {}
+        }
+    }
+    if open < 100 {
+        bail!(
+            "{}: idle connections were closed during the memory test",
+            server.name
+        );
+    }
+    drop(held);
+    Ok((after.saturating_sub(before) as f64 * 1024.0) / n as f64)
+}
+
+fn get_once(c: &mut TcpStream) -> Result<()> {
+    c.write_all(b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+    let mut buf = [0u8; 4096];
+    let mut got = 0;
+    loop {
+        let n = c.read(&mut buf[got..])?;
+        if n == 0 {
+            bail!("closed");
+        }
+        got += n;
+        let text = &buf[..got];
+        if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got >= end + 4 + 1024 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let me = std::env::current_exe()?;
+    let bin = args
+        .slabfront
+        .clone()
+        .unwrap_or_else(|| me.parent().map(|d| d.join("slabfront")).unwrap_or_default());
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with cargo build --release -p slabfront",
+            bin.display()
+        );
+    }
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("www");
+    std::fs::create_dir(&root)?;
+    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
+    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
+    std::fs::write(root.join("simple.html"), large)?;
+
+    let servers = [
+        start_slabfront(&bin, &root, work.path())?,
+        start_nginx(&root, work.path())?,
+    ];
+    let secs = args.duration;
+    eprintln!(
+        "machine: {} cores, {}; {} runs x {secs}s per cell",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        procstat::cpu_model(),
+        args.runs
+    );
+
+    type Cell = Vec<Vec<Sample>>;
+    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
+        let mut cell: Cell = vec![Vec::new(), Vec::new()];
+        for _ in 0..args.runs {
+            for (i, s) in servers.iter().enumerate() {
+                cell[i].push(f(s)?);
+            }
+        }
+        Ok(cell)
+    };
+    let mut rows: Vec<(String, Cell)> = Vec::new();
+    for (label, path, conns) in [
+        ("1 KiB, 64 conns (wrk)", SMALL, 64),
+        ("1 KiB, 1000 conns (wrk)", SMALL, 1000),
+        ("1.3 MB, 64 conns (wrk)", LARGE, 64),
+    ] {
+        eprintln!("running {label}");
+        rows.push((label.to_string(), run_cell(&|s| wrk(s, path, conns, secs))?));
+    }
+    eprintln!("running 1.3 MB, cheap client");
+    rows.push((
+        "1.3 MB, 16 conns (MSG_TRUNC client)".into(),
+        run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
+    ));
+
+    println!("| test | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | req per CPU-s | MB per CPU-s | errors | ratio slabfront/nginx (per CPU-s) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (label, cell) in &rows {
+        let med: Vec<Sample> = cell.iter().map(|c| median_sample(c)).collect();
+        let ratio = if med[1].per_cpu() > 0.0 {
+            med[0].per_cpu() / med[1].per_cpu()
+        } else {
+            0.0
+        };
+        for (i, m) in med.iter().enumerate() {
+            println!(
+                "| {label} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                servers[i].name,
+                m.req_s,
+                m.bytes_s / 1e6,
+                m.p50_ms,
+                m.p99_ms,
+                100.0 * m.cpu / secs as f64,
+                m.per_cpu(),
+                m.bytes_per_cpu() / 1e6,
+                m.errors,
+                if i == 0 {
+                    format!("**{ratio:.2}x**")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    eprintln!(
+        "running idle-connection memory ({} connections)",
+        args.idle_connections
+    );
+    println!();
+    println!("| idle keep-alive connections | server | RSS per connection |");
+    println!("|---|---|---|");
+    for s in &servers {
+        match idle_memory(s, args.idle_connections) {
+            Ok(b) => println!("| {} | {} | {:.0} bytes |", args.idle_connections, s.name, b),
+            Err(e) => println!("| {} | {} | failed: {e} |", args.idle_connections, s.name),
+        }
+    }
+    Ok(())
+}

@@ -75,6 +75,10 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
     // ever runs a handler.
     let mut signals =
         signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    // Every connection is a descriptor: take the whole hard limit.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     let server = slabfront::Server::start(&cfg)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

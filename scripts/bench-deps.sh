@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what the benchmarks need (nginx, wrk) from Debian's packages when missing.
+set -euo pipefail
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v taskset >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi

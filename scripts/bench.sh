@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The static-file benchmark: slabfront vs nginx, each pinned to core 0, load on core 1.
+# Usage: scripts/bench.sh [--runs N] [--duration SECS] [--idle-connections N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bench-deps.sh
+cargo build --release -q -p slabfront -p slabfront-bench
+exec target/release/slabfront-bench "$@"
