@@ -7,7 +7,7 @@ use crate::http::response::simple;
 use crate::http::uri::{clean_path, split_target, PathError};
 use crate::http::{Method, Request, Status};
 use crate::router::Target;
-use crate::runtime::io::write_all;
+use crate::runtime::io::{try_read, write_all};
 use crate::runtime::worker::Worker;
 use crate::static_files::Body;
 use bytes::Bytes;
@@ -79,7 +79,8 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
             return;
         }
         first = false;
-        match c.exchange().await {
+        // Boxed: the exchange future is large, and an idle connection should not carry it.
+        match Box::pin(c.exchange()).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(End::Timeout(phase)) => {
@@ -328,6 +329,12 @@ impl Conn {
 
     /// Appends what the socket has to `buf`; 0 means the peer closed.
     async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
+        // Usually the bytes are already there (we were woken by readability): take them now.
+        match try_read(&self.stream, &mut self.buf) {
+            Some(Ok(n)) => return Ok(n),
+            Some(Err(_)) => return Err(End::Gone),
+            None => {}
+        }
         let mut buf = std::mem::take(&mut self.buf);
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CHUNK);

@@ -1,4 +1,6 @@
-//! Vectored writes that survive partial writes.
+//! Socket glue: vectored writes that survive partial writes, and non-blocking attempts
+//! (`MSG_DONTWAIT`) that finish most reads and writes with one plain syscall, without a round
+//! trip through the ring.
 //!
 //! monoio 0.2.4's `write_vectored_all` shortens the first iovec after a partial write without
 //! advancing its pointer (it resends the start of the body); this module owns its iovecs and
@@ -10,7 +12,9 @@
 use bytes::Bytes;
 use monoio::buf::IoVecBuf;
 use monoio::io::AsyncWriteRent;
+use socket2::SockRef;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A response head and a body, written with one `writev` per attempt.
 pub struct HeadAndBody {
@@ -71,13 +75,66 @@ unsafe impl IoVecBuf for HeadAndBody {
     }
 }
 
+/// Runs `f` on a socket2 view of the stream's descriptor.
+fn with_sock<T>(stream: &impl AsRawFd, f: impl FnOnce(SockRef<'_>) -> T) -> T {
+    // SAFETY: the descriptor belongs to `stream`, which the caller borrows for the whole call,
+    // so it stays open while the borrowed view exists; the view never closes it.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    f(SockRef::from(&fd))
+}
+
+/// Reads what the socket already holds into `buf`'s spare capacity, without waiting.
+/// `None`: nothing there yet (would block).
+pub fn try_read(stream: &impl AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(4096);
+    }
+    let res = with_sock(stream, |s| {
+        s.recv_with_flags(buf.spare_capacity_mut(), libc::MSG_DONTWAIT)
+    });
+    match res {
+        Ok(n) => {
+            let len = buf.len() + n;
+            // SAFETY: recv wrote `n` bytes at the start of the spare capacity, so the first
+            // `len` bytes are initialised, and `len` is within the capacity recv was given.
+            unsafe { buf.set_len(len) };
+            Some(Ok(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Sends as much of `head` + `body` as the socket takes now, without waiting.
+fn try_write(stream: &impl AsRawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
+    let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    match with_sock(stream, |s| s.send_vectored_with_flags(&bufs, flags)) {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `head` then `body` completely. Gives the head buffer back (cleared) for reuse.
-pub async fn write_all<S: AsyncWriteRent>(
+pub async fn write_all<S: AsyncWriteRent + AsRawFd>(
     stream: &mut S,
     head: Vec<u8>,
     body: Bytes,
 ) -> (io::Result<()>, Vec<u8>) {
+    // Most responses fit in the socket buffer: one plain sendmsg and done.
+    let first = try_write(stream, &head, &body);
     let mut buf = HeadAndBody::new(head, body);
+    match first {
+        Ok(n) => {
+            buf.written = n;
+            buf.aim();
+        }
+        Err(e) => {
+            buf.head.clear();
+            return (Err(e), buf.head);
+        }
+    }
     while buf.written < buf.total() {
         let (res, b) = stream.writev(buf).await;
         buf = b;
