@@ -1,1 +1,31 @@
+//! cache-store: slabfront's persistent cache, one preallocated file mapped into memory and
+//! shared by every worker thread.
+//!
+//! It knows nothing of HTTP, TOML or async runtimes: keys are bytes; values are metadata
+//! bytes (small, replaceable in place) and body bytes (immutable, read without copying).
+//! Objects are written log-structured: each [`Writer`] (one per worker) appends to a segment
+//! run it owns, so writers never contend; whole segments are reclaimed at once, with objects
+//! read since they were written given a second chance (segment-level CLOCK). A crash at any
+//! moment loses at most the objects being written; reopening rebuilds the index from the
+//! entry headers and verifies every checksum.
+//!
+//! ```
+//! # fn main() -> Result<(), cache_store::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = cache_store::Store::open(&cache_store::StoreOptions::new(dir.path().join("slab"), 64 << 20))?;
+//! let mut w = store.writer();
+//! w.insert(b"/index.html", b"content-type: text/html", b"<h1>hi</h1>", u64::MAX)?;
+//! let hit = store.get(b"/index.html").expect("just written");
+//! assert_eq!(hit.body(), b"<h1>hi</h1>");
+//! assert_eq!(hit.meta(), b"content-type: text/html");
+//! # Ok(()) }
+//! ```
 
+mod error;
+mod format;
+mod map;
+mod recover;
+mod store;
+
+pub use error::{Error, Result};
+pub use store::{ReadGuard, Stats, Store, StoreOptions, WriteHandle, Writer};

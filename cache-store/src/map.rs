@@ -1,0 +1,112 @@
+//! The shared mapping of the slab file: the only code that touches its memory directly.
+//!
+//! Contract (upheld by `store`): the file is ours (flock) and never truncated while mapped;
+//! every access is bounds-checked here; a region is written only by the one writer that owns
+//! it (its open segment run) or, for metadata slots and flags, under the index shard's lock;
+//! a region is reused only after every reader of it is gone (segment reader counts).
+#![allow(unsafe_code)]
+
+use memmap2::MmapRaw;
+use std::sync::atomic::AtomicU32;
+
+pub struct Map {
+    raw: MmapRaw,
+}
+
+impl Map {
+    pub fn new(raw: MmapRaw) -> Self {
+        Map { raw }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.raw.len() as u64
+    }
+
+    fn check(&self, off: u64, len: u64) -> usize {
+        let end = off.checked_add(len).expect("slab range overflows");
+        assert!(end <= self.len(), "slab range {off}+{len} beyond {}", self.len());
+        off as usize
+    }
+
+    /// A view of committed bytes.
+    ///
+    /// # Safety
+    /// No one may write to `off..off+len` while the returned slice lives: the range belongs
+    /// to a committed entry whose segment is pinned by the caller (or not yet shared).
+    pub unsafe fn slice(&self, off: u64, len: u64) -> &[u8] {
+        let o = self.check(off, len);
+        // SAFETY: in bounds (checked), the mapping lives as long as `self`, and the caller
+        // guarantees that nothing writes the range meanwhile.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(o), len as usize) }
+    }
+
+    /// Copies bytes out of a range that another thread may be rewriting (metadata slots);
+    /// the caller validates what it got with a checksum.
+    pub fn copy_out(&self, off: u64, out: &mut [u8]) {
+        let o = self.check(off, out.len() as u64);
+        // SAFETY: in bounds; a concurrent writer can only make the copy inconsistent, which
+        // the caller's checksum detects; the bytes are plain data with no invalid values.
+        unsafe { std::ptr::copy_nonoverlapping(self.raw.as_ptr().add(o), out.as_mut_ptr(), out.len()) }
+    }
+
+    /// Writes bytes into a range the caller owns.
+    ///
+    /// # Safety
+    /// The caller must own `off..off+data.len()` exclusively: no reader holds it and no other
+    /// writer writes it.
+    pub unsafe fn write(&self, off: u64, data: &[u8]) {
+        let o = self.check(off, data.len() as u64);
+        // SAFETY: in bounds; exclusive per the caller's contract; source and mapping never
+        // overlap (the source is not in the mapping's writable range we own).
+        unsafe { std::ptr::copy(data.as_ptr(), self.raw.as_mut_ptr().add(o), data.len()) }
+    }
+
+    /// An aligned 32-bit word of the mapping, for commit markers and flags.
+    pub fn atomic_u32(&self, off: u64) -> &AtomicU32 {
+        let o = self.check(off, 4);
+        assert!(o % 4 == 0, "unaligned atomic at {off}");
+        // SAFETY: in bounds, 4-byte aligned (the mapping is page-aligned), and the mapping
+        // outlives the reference; AtomicU32 has the layout of u32 and every bit pattern is valid.
+        unsafe { &*(self.raw.as_mut_ptr().add(o) as *const AtomicU32) }
+    }
+
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.raw.flush()
+    }
+
+    /// Asks the kernel to read a range ahead (used before serving cold objects).
+    pub fn will_need(&self, off: u64, len: u64) {
+        let o = self.check(off, len);
+        let page = 4096;
+        let start = o - o % page;
+        let _ = self
+            .raw
+            .advise_range(memmap2::Advice::WillNeed, start, len as usize + (o - start));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn bounds_are_checked_and_writes_land() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(8192).unwrap();
+        let m = Map::new(MmapRaw::map_raw(&f).unwrap());
+        // SAFETY: single-threaded test owns the whole mapping.
+        unsafe { m.write(100, b"hello") };
+        // SAFETY: no concurrent writers in this test.
+        assert_eq!(unsafe { m.slice(100, 5) }, b"hello");
+        m.atomic_u32(200).store(7, Ordering::Release);
+        let mut out = [0u8; 4];
+        m.copy_out(200, &mut out);
+        assert_eq!(u32::from_le_bytes(out), 7);
+        let r = std::panic::catch_unwind(|| {
+            let mut big = [0u8; 16];
+            m.copy_out(8190, &mut big);
+        });
+        assert!(r.is_err(), "out-of-bounds access must panic, not read");
+    }
+}

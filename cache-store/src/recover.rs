@@ -1,0 +1,243 @@
+//! Opening a slab: creating and preallocating a new file, or validating an existing one and
+//! rebuilding the index from its entry headers, verifying every checksum on the way.
+//! Unsafe here only reads or writes the mapping before the store is shared.
+#![allow(unsafe_code)]
+
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::map::Map;
+use crate::store::{recovered_loc, Inner, Store, StoreOptions};
+use std::io::Read;
+use std::sync::Arc;
+
+fn io(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.to_string(),
+        source: e,
+    }
+}
+
+fn format_err(path: &str, what: impl Into<String>) -> Error {
+    Error::Format {
+        path: path.to_string(),
+        what: what.into(),
+    }
+}
+
+pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
+    let path = opts.path.display().to_string();
+    if opts.segment_size < 64 * 1024 || opts.segment_size % 4096 != 0 {
+        return Err(format_err(
+            &path,
+            "segment size must be a multiple of 4096, at least 64 KiB",
+        ));
+    }
+    let segments = opts.size.saturating_sub(FILE_HEADER) / opts.segment_size;
+    if segments < 2 {
+        return Err(format_err(
+            &path,
+            format!("size {} holds fewer than 2 segments", opts.size),
+        ));
+    }
+    if let Some(dir) = opts.path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(io(&path))?;
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&opts.path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+    }
+    let len = file.metadata().map_err(io(&path))?.len();
+    let fresh = len == 0;
+    let header = if fresh {
+        let st = rustix::fs::fstatvfs(&file).map_err(|e| io(&path)(e.into()))?;
+        let available = st.f_bavail.saturating_mul(st.f_frsize);
+        if available < opts.size {
+            return Err(Error::NoSpace {
+                path,
+                needed: opts.size,
+                available,
+            });
+        }
+        match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, opts.size) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOSPC) => {
+                let _ = file.set_len(0);
+                return Err(Error::NoSpace {
+                    path,
+                    needed: opts.size,
+                    available,
+                });
+            }
+            // Filesystems without fallocate: a sparse file of the right size.
+            Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(opts.size).map_err(io(&path))?,
+            Err(e) => return Err(io(&path)(e.into())),
+        }
+        FileHeader {
+            file_size: opts.size,
+            segment_size: opts.segment_size,
+            segments,
+            purge_before: 0,
+        }
+    } else {
+        let mut buf = [0u8; 64];
+        file.read_exact(&mut buf)
+            .map_err(|_| format_err(&path, format!("truncated: {len} bytes, not even a header")))?;
+        let h = FileHeader::decode(&buf).map_err(|w| format_err(&path, w))?;
+        if h.file_size != len {
+            return Err(format_err(
+                &path,
+                format!(
+                    "file is {len} bytes but its header says {} (truncated or resized)",
+                    h.file_size
+                ),
+            ));
+        }
+        if h.file_size != opts.size || h.segment_size != opts.segment_size {
+            return Err(format_err(
+                &path,
+                format!(
+                    "slab was made with size {} and segments of {}, configured size {} and segments of {}; move it away or configure its size",
+                    h.file_size, h.segment_size, opts.size, opts.segment_size
+                ),
+            ));
+        }
+        if h.segments != (h.file_size - FILE_HEADER) / h.segment_size {
+            return Err(format_err(&path, "header geometry is inconsistent"));
+        }
+        h
+    };
+    let raw = memmap2::MmapOptions::new()
+        .len(opts.size as usize)
+        .map_raw(&file)
+        .map_err(io(&path))?;
+    let map = Map::new(raw);
+    if fresh {
+        // SAFETY: nobody else has the mapping yet.
+        unsafe { map.write(0, &header.encode()) };
+        map.flush().map_err(io(&path))?;
+    }
+    let runs = find_runs(&map, &header);
+    let (next_seq, head) = runs
+        .iter()
+        .max_by_key(|r| r.seq)
+        .map_or((1, 0), |r| (r.seq + 1, (r.head + r.len) % segments as usize));
+    let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head));
+    for r in &runs {
+        inner.adopt_run(r.head, r.len, r.seq);
+    }
+    // Verify runs in parallel: checksums over the whole slab are the cost of reopening.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = runs.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for part in runs.chunks(chunk) {
+            let inner = &inner;
+            s.spawn(move || {
+                for r in part {
+                    scan_run(inner, r, header.purge_before);
+                }
+            });
+        }
+    });
+    Ok(Store { inner })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    head: usize,
+    len: usize,
+    seq: u64,
+}
+
+/// Valid run headers; where runs overlap (a crash between reuse and bookkeeping), the newer
+/// one owns the segments and the older is cut short.
+fn find_runs(map: &Map, h: &FileHeader) -> Vec<Run> {
+    let n = h.segments as usize;
+    let mut found = Vec::new();
+    for i in 0..n {
+        let off = FILE_HEADER + i as u64 * h.segment_size;
+        let mut buf = [0u8; 20];
+        map.copy_out(off, &mut buf);
+        if let Some(sh) = SegHeader::decode(&buf) {
+            let len = (sh.run as usize).clamp(1, n - i);
+            found.push(Run {
+                head: i,
+                len,
+                seq: sh.seq,
+            });
+        }
+    }
+    found.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    let mut claimed = vec![false; n];
+    let mut runs = Vec::new();
+    for r in found {
+        if claimed[r.head] {
+            continue;
+        }
+        let mut len = 0;
+        while len < r.len && !claimed[r.head + len] {
+            claimed[r.head + len] = true;
+            len += 1;
+        }
+        runs.push(Run { len, ..r });
+    }
+    runs
+}
+
+fn scan_run(inner: &Inner, r: &Run, purge_before: u64) {
+    let start = inner.seg_offset(r.head);
+    let end = start + r.len as u64 * inner.seg_size;
+    let mut pos = start + SEG_HEADER;
+    let mut hdr_buf = [0u8; ENTRY_HEADER as usize];
+    let mut corrupt = 0;
+    while pos + ENTRY_HEADER <= end {
+        inner.map.copy_out(pos, &mut hdr_buf);
+        let Some(hdr) = EntryHeader::decode(&hdr_buf) else {
+            break;
+        };
+        if hdr.seg_seq != r.seq {
+            break;
+        }
+        let total = hdr.total_len();
+        if hdr.body_len > end - pos || pos + total > end {
+            corrupt += 1;
+            break;
+        }
+        if hdr.flags & FLAG_DELETED != 0 || r.seq < purge_before {
+            pos += total;
+            continue;
+        }
+        // SAFETY: recovery runs before the store is shared: nothing writes the mapping.
+        let key = unsafe { inner.map.slice(pos + ENTRY_HEADER, u64::from(hdr.key_len)) };
+        // SAFETY: as above.
+        let body = unsafe { inner.map.slice(pos + hdr.body_offset(), hdr.body_len) };
+        let mut content = crc32fast::Hasher::new();
+        content.update(key);
+        content.update(body);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&hdr.crc_fields());
+        h.update(&content.finalize().to_le_bytes());
+        if h.finalize() != hdr.crc || key_hash(key) != hdr.key_hash {
+            corrupt += 1;
+            pos += total;
+            continue;
+        }
+        match inner.read_meta(pos, &hdr) {
+            Some((_, _, expires_at, _)) => {
+                inner.index_insert(recovered_loc(r.head, pos, hdr, expires_at, r.seq));
+            }
+            None => corrupt += 1,
+        }
+        pos += total;
+    }
+    inner.count_corrupt(corrupt);
+}

@@ -1,0 +1,235 @@
+#![allow(clippy::unwrap_used)]
+//! cache-store behaviour: round trips, streaming, spanning, invalidation, reopen, damage.
+
+use cache_store::{Error, Store, StoreOptions};
+
+const MIB: u64 = 1 << 20;
+
+fn opts(dir: &tempfile::TempDir, size: u64, seg: u64) -> StoreOptions {
+    StoreOptions {
+        path: dir.path().join("slab"),
+        size,
+        segment_size: seg,
+    }
+}
+
+fn body(i: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|j| (j.wrapping_mul(31).wrapping_add(i * 7)) as u8)
+        .collect()
+}
+
+#[test]
+fn insert_get_update_remove_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 16 * MIB, MIB)).unwrap();
+    let mut w = s.writer();
+    w.insert(b"/a", b"meta-a", b"body-a", u64::MAX).unwrap();
+    w.insert(b"/dir/b", b"meta-b", &body(1, 5000), u64::MAX).unwrap();
+    w.insert(b"/dir/c", b"", b"", u64::MAX).unwrap();
+    let g = s.get(b"/a").unwrap();
+    assert_eq!((g.meta(), g.body()), (&b"meta-a"[..], &b"body-a"[..]));
+    drop(g);
+    assert_eq!(s.get(b"/dir/b").unwrap().body(), body(1, 5000));
+    assert_eq!(s.get(b"/dir/c").unwrap().body(), b"");
+    assert!(s.get(b"/missing").is_none());
+    // Replacing a key.
+    w.insert(b"/a", b"meta-a2", b"body-a2", u64::MAX).unwrap();
+    assert_eq!(s.get(b"/a").unwrap().body(), b"body-a2");
+    // Metadata in place.
+    assert!(s.update_meta(b"/a", b"fresh headers", 12345678901));
+    let g = s.get(b"/a").unwrap();
+    assert_eq!(g.meta(), b"fresh headers");
+    assert_eq!(g.body(), b"body-a2");
+    drop(g);
+    assert!(
+        !s.update_meta(b"/a", &vec![b'x'; 100_000], 1),
+        "larger than reserved room"
+    );
+    // Expired objects are dropped and counted.
+    w.insert(b"/old", b"", b"x", 1).unwrap();
+    assert!(s.get(b"/old").is_none());
+    // Invalidation.
+    assert_eq!(s.remove_prefix(b"/dir/"), 2);
+    assert!(s.get(b"/dir/b").is_none());
+    assert!(s.remove(b"/a"));
+    assert!(!s.remove(b"/a"));
+    let st = s.stats();
+    assert_eq!(st.objects, 0);
+    assert_eq!(st.expired, 1);
+    assert!(st.hits >= 5 && st.misses >= 3, "{st:?}");
+}
+
+#[test]
+fn streamed_writes_become_visible_only_when_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 32 * MIB, MIB)).unwrap();
+    let mut w = s.writer();
+    let big = body(9, 3 * MIB as usize + 12345);
+    {
+        let mut h = w.begin(b"/stream", b"m", u64::MAX, None).unwrap();
+        for chunk in big.chunks(100_000) {
+            h.write(chunk).unwrap();
+            assert!(s.get(b"/stream").is_none(), "visible before finish");
+        }
+        h.finish().unwrap();
+    }
+    assert!(s.get(b"/stream").unwrap().body() == big.as_slice());
+    // An aborted write leaves nothing, and the space is reused.
+    let before = s.stats().bytes_used;
+    {
+        let mut h = w.begin(b"/aborted", b"m", u64::MAX, Some(10_000)).unwrap();
+        h.write(&body(2, 10_000)).unwrap();
+    }
+    assert!(s.get(b"/aborted").is_none());
+    assert_eq!(s.stats().bytes_used, before);
+    w.insert(b"/after", b"", b"after", u64::MAX).unwrap();
+    drop(w);
+    drop(s);
+    let s = Store::open(&opts(&dir, 32 * MIB, MIB)).unwrap();
+    assert!(s.get(b"/aborted").is_none());
+    assert_eq!(s.get(b"/after").unwrap().body(), b"after");
+    assert!(s.get(b"/stream").unwrap().body() == big.as_slice());
+}
+
+#[test]
+fn objects_larger_than_a_segment_and_than_the_slab() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 16 * MIB, 256 * 1024)).unwrap();
+    let mut w = s.writer();
+    let b = body(3, 5 * MIB as usize);
+    w.insert(b"/big", b"", &b, u64::MAX).unwrap();
+    assert!(s.get(b"/big").unwrap().body() == b.as_slice());
+    let err = w
+        .insert(b"/huge", b"", &vec![0u8; 17 * MIB as usize], u64::MAX)
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    // Still writable afterwards.
+    w.insert(b"/small", b"", b"ok", u64::MAX).unwrap();
+    assert_eq!(s.get(b"/small").unwrap().body(), b"ok");
+}
+
+#[test]
+fn reopen_restores_objects_and_keeps_invalidations() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir, 16 * MIB, MIB);
+    {
+        let s = Store::open(&o).unwrap();
+        let mut w = s.writer();
+        for i in 0..200u64 {
+            w.insert(
+                format!("/k/{i}").as_bytes(),
+                format!("m{i}").as_bytes(),
+                &body(i, 1000 + i as usize),
+                u64::MAX,
+            )
+            .unwrap();
+        }
+        w.insert(b"/k/5", b"new", b"replaced", u64::MAX).unwrap();
+        assert!(s.remove(b"/k/7"));
+        assert_eq!(s.remove_prefix(b"/k/1"), 111);
+        assert!(s.update_meta(b"/k/9", b"updated", u64::MAX));
+    }
+    let s = Store::open(&o).unwrap();
+    assert_eq!(s.get(b"/k/5").unwrap().body(), b"replaced");
+    assert!(s.get(b"/k/7").is_none(), "removed key came back");
+    assert!(s.get(b"/k/150").is_none(), "prefix-invalidated key came back");
+    assert_eq!(s.get(b"/k/9").unwrap().meta(), b"updated");
+    assert_eq!(s.get(b"/k/42").unwrap().body(), body(42, 1042));
+    assert_eq!(s.stats().objects, 200 - 1 - 111);
+    s.clear().unwrap();
+    assert!(s.get(b"/k/42").is_none());
+    s.writer().insert(b"/after-clear", b"", b"x", u64::MAX).unwrap();
+    drop(s);
+    let s = Store::open(&o).unwrap();
+    assert!(s.get(b"/k/42").is_none(), "cleared key came back");
+    assert_eq!(s.get(b"/after-clear").unwrap().body(), b"x");
+}
+
+#[test]
+fn two_processes_never_share_a_slab() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir, 8 * MIB, MIB);
+    let _a = Store::open(&o).unwrap();
+    assert!(matches!(Store::open(&o), Err(Error::Locked { .. })));
+}
+
+#[test]
+fn damaged_files_are_refused_or_skipped_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir, 8 * MIB, MIB);
+    let (target_off, other) = {
+        let s = Store::open(&o).unwrap();
+        let mut w = s.writer();
+        w.insert(b"/victim", b"", &body(1, 50_000), u64::MAX).unwrap();
+        w.insert(b"/other", b"", &body(2, 50_000), u64::MAX).unwrap();
+        (
+            s.get(b"/victim").unwrap().body_offset(),
+            s.get(b"/other").unwrap().body().to_vec(),
+        )
+    };
+    // Flip one body byte: that object becomes a counted miss; the next is intact.
+    let mut bytes = std::fs::read(&o.path).unwrap();
+    bytes[target_off as usize + 1000] ^= 0xff;
+    std::fs::write(&o.path, &bytes).unwrap();
+    {
+        let s = Store::open(&o).unwrap();
+        assert!(s.get(b"/victim").is_none());
+        assert_eq!(s.get(b"/other").unwrap().body(), other);
+        assert_eq!(s.stats().corrupt_skipped, 1);
+    }
+    // Another size configured: a clear error.
+    let e = Store::open(&opts(&dir, 16 * MIB, MIB)).err().unwrap().to_string();
+    assert!(e.contains("configured size"), "{e}");
+    // Corrupted header.
+    let mut damaged = bytes.clone();
+    damaged[20] ^= 1;
+    std::fs::write(&o.path, &damaged).unwrap();
+    let e = Store::open(&o).err().unwrap().to_string();
+    assert!(e.contains("checksum"), "{e}");
+    // Wrong version.
+    let mut damaged = bytes.clone();
+    damaged[8] = 99;
+    std::fs::write(&o.path, &damaged).unwrap();
+    assert!(Store::open(&o).err().unwrap().to_string().contains("version"));
+    // Truncated.
+    std::fs::write(&o.path, &bytes[..1_000_000]).unwrap();
+    assert!(Store::open(&o).err().unwrap().to_string().contains("truncated"));
+    // Not a slab at all.
+    std::fs::write(&o.path, vec![7u8; 8 * MIB as usize]).unwrap();
+    assert!(Store::open(&o)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a slabfront slab"));
+}
+
+#[test]
+fn eviction_reclaims_space_and_keeps_hot_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    // 8 segments of 256 KiB.
+    let s = Store::open(&opts(&dir, 4096 + 8 * 256 * 1024, 256 * 1024)).unwrap();
+    let mut w = s.writer();
+    w.insert(b"/hot", b"", &body(0, 10_000), u64::MAX).unwrap();
+    for i in 0..2000u64 {
+        w.insert(format!("/cold/{i}").as_bytes(), b"", &body(i, 10_000), u64::MAX)
+            .unwrap();
+        // Read the hot object now and then: it must survive several wraps.
+        if i % 20 == 0 {
+            assert!(
+                s.get(b"/hot").unwrap().body() == body(0, 10_000).as_slice(),
+                "hot object lost at {i}"
+            );
+        }
+    }
+    let st = s.stats();
+    assert!(st.evictions > 1000, "{st:?}");
+    assert!(st.reinserted > 0, "{st:?}");
+    assert!(st.bytes_used <= st.capacity);
+    // Whatever is still present is intact.
+    for i in 0..2000u64 {
+        if let Some(g) = s.get(format!("/cold/{i}").as_bytes()) {
+            assert!(g.body() == body(i, 10_000).as_slice());
+        }
+    }
+}
