@@ -64,7 +64,7 @@ impl Map {
     /// An aligned 32-bit word of the mapping, for commit markers and flags.
     pub fn atomic_u32(&self, off: u64) -> &AtomicU32 {
         let o = self.check(off, 4);
-        assert!(o % 4 == 0, "unaligned atomic at {off}");
+        assert!(o.is_multiple_of(4), "unaligned atomic at {off}");
         // SAFETY: in bounds, 4-byte aligned (the mapping is page-aligned), and the mapping
         // outlives the reference; AtomicU32 has the layout of u32 and every bit pattern is valid.
         unsafe { &*(self.raw.as_mut_ptr().add(o) as *const AtomicU32) }

@@ -26,7 +26,7 @@ fn format_err(path: &str, what: impl Into<String>) -> Error {
 
 pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
     let path = opts.path.display().to_string();
-    if opts.segment_size < 64 * 1024 || opts.segment_size % 4096 != 0 {
+    if opts.segment_size < 64 * 1024 || !opts.segment_size.is_multiple_of(4096) {
         return Err(format_err(
             &path,
             "segment size must be a multiple of 4096, at least 64 KiB",

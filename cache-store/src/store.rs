@@ -274,7 +274,8 @@ impl Inner {
         let end = start + len as u64 * self.seg_size;
         let mut pos = start + SEG_HEADER;
         let mut reinsert = if busy { None } else { reinsert };
-        let budget = self.seg_size / 2;
+        // Up to three quarters of a reclaimed run may come back: room remains for new objects.
+        let budget = self.seg_size * 3 / 4;
         let mut kept = 0u64;
         while pos + ENTRY_HEADER <= end {
             // SAFETY: the run is sealed (no writer) and the header range is in bounds.
@@ -349,12 +350,9 @@ impl Inner {
             let mut i = start;
             while i < start + n {
                 let head = a.run_head[i];
-                if a.state[head] != State::Free {
-                    let single = n == 1;
-                    if !self.reclaim(&mut a, head, if single { Some(reinsert) } else { None }) {
-                        a.head = (head + a.run_len[head]) % self.segments;
-                        continue 'attempt;
-                    }
+                if a.state[head] != State::Free && !self.reclaim(&mut a, head, Some(&mut *reinsert)) {
+                    a.head = (head + a.run_len[head]) % self.segments;
+                    continue 'attempt;
                 }
                 i += 1;
             }
@@ -701,7 +699,8 @@ impl Writer {
         expires_at: u64,
         size_hint: Option<u64>,
     ) -> Result<WriteHandle<'w>> {
-        let meta_cap = ((meta.len() + meta.len() / 2 + 256).min(1 << 20) as u32).div_ceil(8) * 8;
+        // Room for the metadata to grow a little on revalidation, without much slack per entry.
+        let meta_cap = ((meta.len() + meta.len() / 4 + 64).min(1 << 20) as u32).div_ceil(8) * 8;
         let key_len = u32::try_from(key.len()).map_err(|_| Error::TooLarge {
             size: key.len() as u64,
             capacity: u64::from(u32::MAX),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 fn body(k: u64, v: u64) -> Vec<u8> {
     let len = 2000 + ((k * 31 + v) % 30_000) as usize;
-    (0..len).map(|i| (i as u64 ^ k ^ v.rotate_left(7)) as u8).collect()
+    (0..len)
+        .map(|i| (i as u64 ^ k ^ v.rotate_left(7)) as u8)
+        .collect()
 }
 
 #[test]
@@ -33,7 +35,8 @@ fn held_guards_survive_writers_wrapping_the_slab() {
                 let k = v % 64;
                 let b = body(k, v);
                 written += b.len() as u64;
-                w.insert(format!("k{k}").as_bytes(), &v.to_le_bytes(), &b, u64::MAX).unwrap();
+                w.insert(format!("k{k}").as_bytes(), &v.to_le_bytes(), &b, u64::MAX)
+                    .unwrap();
             }
             written
         }));
@@ -69,6 +72,9 @@ fn held_guards_survive_writers_wrapping_the_slab() {
         checks += r.join().unwrap();
     }
     let capacity = store.stats().capacity;
-    assert!(written > 3 * capacity, "writers wrapped only {written} bytes over {capacity}");
+    assert!(
+        written > 3 * capacity,
+        "writers wrapped only {written} bytes over {capacity}"
+    );
     assert!(checks > 50, "readers checked only {checks} objects");
 }

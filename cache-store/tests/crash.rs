@@ -31,7 +31,9 @@ fn expected(k: u64, v: u64) -> Vec<u8> {
 /// Not a test on its own: the writer run in a child process.
 #[test]
 fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let store = Store::open(&opts(std::path::Path::new(&path))).unwrap();
     let mut w = store.writer();
     let mut v = std::process::id() as u64 * 1_000_000;
@@ -39,17 +41,20 @@ fn crash_child() {
         v += 1;
         let k = v % 500;
         let body = expected(k, v);
-        if v % 3 == 0 {
+        if v.is_multiple_of(3) {
             // Streamed, in pieces.
-            let mut h = w.begin(format!("k{k}").as_bytes(), &v.to_le_bytes(), u64::MAX, None).unwrap();
+            let mut h = w
+                .begin(format!("k{k}").as_bytes(), &v.to_le_bytes(), u64::MAX, None)
+                .unwrap();
             for c in body.chunks(33_333) {
                 h.write(c).unwrap();
             }
             h.finish().unwrap();
         } else {
-            w.insert(format!("k{k}").as_bytes(), &v.to_le_bytes(), &body, u64::MAX).unwrap();
+            w.insert(format!("k{k}").as_bytes(), &v.to_le_bytes(), &body, u64::MAX)
+                .unwrap();
         }
-        if v % 97 == 0 {
+        if v.is_multiple_of(97) {
             store.remove(format!("k{}", (k + 1) % 500).as_bytes());
         }
     }
@@ -80,7 +85,10 @@ fn kill_9_during_heavy_writes_never_yields_a_torn_object() {
                 v.copy_from_slice(g.meta());
                 let v = u64::from_le_bytes(v);
                 assert_eq!(v % 500, k, "metadata belongs to another key");
-                assert!(g.body() == expected(k, v).as_slice(), "round {round}: torn body for k{k} v{v}");
+                assert!(
+                    g.body() == expected(k, v).as_slice(),
+                    "round {round}: torn body for k{k} v{v}"
+                );
                 seen += 1;
             }
         }

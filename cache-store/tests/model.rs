@@ -34,7 +34,9 @@ fn key(k: u8) -> Vec<u8> {
 }
 
 fn value(len: u32, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(seed | 1).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(seed | 1).wrapping_add(seed))
+        .collect()
 }
 
 proptest! {
@@ -88,8 +90,9 @@ proptest! {
                     }
                 }
                 Op::Reopen => {
-                    writer = None;
-                    store = None;
+                    // The old handle must be gone (and its lock released) before reopening.
+                    drop(writer.take());
+                    drop(store.take());
                     store = Some(Store::open(&o).unwrap());
                     writer = Some(store.as_ref().unwrap().writer());
                 }
