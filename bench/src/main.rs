@@ -27,6 +27,9 @@ struct Args {
     /// Idle keep-alive connections for the memory test.
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
+    /// Only the idle-connection memory test.
+    #[arg(long)]
+    only_memory: bool,
     /// The slabfront binary (default: next to this one).
     #[arg(long)]
     slabfront: Option<PathBuf>,
@@ -392,6 +395,9 @@ fn main() -> Result<()> {
         Ok(cell)
     };
     let mut rows: Vec<(String, Cell)> = Vec::new();
+    if args.only_memory {
+        return memory_table(&servers, args.idle_connections);
+    }
     for (label, path, conns) in [
         ("1 KiB, 64 conns (wrk)", SMALL, 64),
         ("1 KiB, 1000 conns (wrk)", SMALL, 1000),
@@ -435,17 +441,18 @@ fn main() -> Result<()> {
             );
         }
     }
-    eprintln!(
-        "running idle-connection memory ({} connections)",
-        args.idle_connections
-    );
+    memory_table(&servers, args.idle_connections)
+}
+
+fn memory_table(servers: &[ServerProc], n: usize) -> Result<()> {
+    eprintln!("running idle-connection memory ({n} connections)");
     println!();
     println!("| idle keep-alive connections | server | RSS per connection |");
     println!("|---|---|---|");
-    for s in &servers {
-        match idle_memory(s, args.idle_connections) {
-            Ok(b) => println!("| {} | {} | {:.0} bytes |", args.idle_connections, s.name, b),
-            Err(e) => println!("| {} | {} | failed: {e} |", args.idle_connections, s.name),
+    for s in servers {
+        match idle_memory(s, n) {
+            Ok(b) => println!("| {n} | {} | {:.0} bytes |", s.name, b),
+            Err(e) => println!("| {n} | {} | failed: {e} |", s.name),
         }
     }
     Ok(())

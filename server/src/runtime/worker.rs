@@ -3,6 +3,7 @@
 
 use crate::http::codec::Limits;
 use crate::router::Router;
+use crate::runtime::idle::IdleTimers;
 use crate::runtime::shutdown::Shutdown;
 use crate::static_files::StaticOrigin;
 use monoio::net::TcpListener;
@@ -32,6 +33,8 @@ pub struct Worker {
     pub statics: Vec<StaticOrigin>,
     pub active: Cell<usize>,
     pub shutdown: Shutdown,
+    /// Idle keep-alive deadlines, swept by the worker's ticker.
+    pub idle: Rc<IdleTimers>,
     bufs: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -49,6 +52,7 @@ impl Worker {
             statics,
             active: Cell::new(0),
             shutdown: Shutdown::new(),
+            idle: Rc::new(IdleTimers::default()),
             bufs: RefCell::new(Vec::new()),
         }
     }
@@ -93,8 +97,10 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, stop: Arc
                 crate::http::date::refresh();
                 if stop.load(Ordering::Acquire) {
                     w.shutdown.fire();
+                    w.idle.fire_all();
                     return;
                 }
+                w.idle.sweep(Instant::now());
                 monoio::time::sleep(Duration::from_millis(100)).await;
             }
         })

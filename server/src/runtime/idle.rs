@@ -1,0 +1,136 @@
+//! Idle-connection deadlines without a timer each: one table per worker, swept by the
+//! worker's ticker (every 100 ms), so an idle keep-alive connection costs a table entry
+//! instead of a 640-byte monoio timer.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct IdleTimers {
+    next_id: Cell<u64>,
+    all_fired: Cell<bool>,
+    waiters: RefCell<ahash::AHashMap<u64, (Instant, Waker)>>,
+}
+
+impl IdleTimers {
+    /// Completes at `deadline` (give or take a sweep) or when `fire_all` is called.
+    pub fn wait_until(self: &Rc<Self>, deadline: Instant) -> IdleWait {
+        IdleWait {
+            timers: self.clone(),
+            id: None,
+            deadline,
+        }
+    }
+
+    /// Wakes every wait whose deadline has passed.
+    pub fn sweep(&self, now: Instant) {
+        let mut expired = Vec::new();
+        self.waiters.borrow_mut().retain(|_, (d, w)| {
+            if *d <= now {
+                expired.push(w.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for w in expired {
+            w.wake();
+        }
+    }
+
+    /// Ends every wait, now and later (shutdown).
+    pub fn fire_all(&self) {
+        self.all_fired.set(true);
+        let all = std::mem::take(&mut *self.waiters.borrow_mut());
+        for (_, (_, w)) in all {
+            w.wake();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct IdleWait {
+    timers: Rc<IdleTimers>,
+    id: Option<u64>,
+    deadline: Instant,
+}
+
+impl Future for IdleWait {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.timers.all_fired.get() || Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let id = self.timers.next_id.get();
+                self.timers.next_id.set(id + 1);
+                self.id = Some(id);
+                id
+            }
+        };
+        let entry = (self.deadline, cx.waker().clone());
+        self.timers.waiters.borrow_mut().insert(id, entry);
+        Poll::Pending
+    }
+}
+
+impl Drop for IdleWait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.timers.waiters.borrow_mut().remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn deadlines_fire_on_sweep_and_all_on_shutdown() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = Rc::new(IdleTimers::default());
+            let soon = monoio::spawn(t.wait_until(Instant::now() + Duration::from_millis(20)));
+            let late = {
+                let t = t.clone();
+                monoio::spawn(async move { t.wait_until(Instant::now() + Duration::from_secs(3600)).await })
+            };
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(t.len(), 2);
+            monoio::time::sleep(Duration::from_millis(30)).await;
+            t.sweep(Instant::now());
+            soon.await;
+            assert_eq!(t.len(), 1, "only the passed deadline is woken");
+            t.fire_all();
+            late.await;
+            assert!(t.is_empty());
+            // A wait dropped early leaves nothing behind.
+            let t2 = Rc::new(IdleTimers::default());
+            let r = monoio::time::timeout(
+                Duration::from_millis(5),
+                t2.wait_until(Instant::now() + Duration::from_secs(60)),
+            )
+            .await;
+            assert!(r.is_err());
+            assert!(t2.is_empty());
+        });
+    }
+}
