@@ -100,7 +100,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
 impl Conn {
     async fn timed_out(&mut self, phase: Phase) {
         tracing::debug!(phase = phase.as_str(), "client timed out");
-        if phase != Phase::Idle && !self.w.shutdown.is_fired() {
+        if phase != Phase::Idle && !self.w.waits.is_shut_down() {
             self.out.clear();
             simple(&mut self.out, Status(408), "request timeout", false, false, &[]);
             let _ = self.flush().await;
@@ -122,12 +122,12 @@ impl Conn {
         } else {
             s.keepalive_timeout
         };
-        if self.w.shutdown.is_fired() {
+        if self.w.waits.is_shut_down() {
             return false;
         }
         // A worker-wide sweeper ends idle waits (a monoio timer is 640 bytes; an entry in the
         // sweeper's table is a few dozen), and ends them all on shutdown.
-        let deadline = self.w.idle.wait_until(Instant::now() + wait);
+        let deadline = self.w.waits.wait_until(Instant::now() + wait);
         let ready = monoio::select! {
             r = self.stream.readable(false) => r.is_ok(),
             _ = deadline => false,
@@ -142,7 +142,7 @@ impl Conn {
     /// One request and its response. `Ok(true)`: keep the connection.
     async fn exchange(&mut self) -> Result<bool, End> {
         let req = self.read_head().await?;
-        let keep_alive = req.keep_alive && !self.w.shutdown.is_fired();
+        let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
 
         let route = self.route(&req);
         // A refused request with a body we have not asked for: answer without reading it.
@@ -251,8 +251,13 @@ impl Conn {
     }
 
     fn refuse(&mut self, e: ParseError) -> End {
-        tracing::debug!(status = e.status(), reason = e.reason(), "request refused");
-        simple(&mut self.out, Status(e.status()), e.reason(), false, false, &[]);
+        self.refuse_with(Status(e.status()), e.reason())
+    }
+
+    /// Answers with an error status and marks the connection for closing.
+    fn refuse_with(&mut self, status: Status, why: &str) -> End {
+        tracing::debug!(status = status.0, reason = why, "request refused");
+        simple(&mut self.out, status, why, false, false, &[]);
         End::Refused
     }
 
@@ -262,17 +267,7 @@ impl Conn {
         let timeout = self.w.settings.body_timeout;
         match req.body {
             BodyKind::None => Ok(()),
-            BodyKind::Length(n) if n > max => {
-                simple(
-                    &mut self.out,
-                    Status(413),
-                    "request body too large",
-                    false,
-                    false,
-                    &[],
-                );
-                Err(End::Refused)
-            }
+            BodyKind::Length(n) if n > max => Err(self.refuse_with(Status(413), "request body too large")),
             BodyKind::Length(mut left) => {
                 self.continue_if_expected(req).await?;
                 loop {
@@ -295,23 +290,12 @@ impl Conn {
                     loop {
                         let step = match dec.step(&self.buf) {
                             Ok(s) => s,
-                            Err(e) => {
-                                simple(&mut self.out, Status(400), e.0, false, false, &[]);
-                                return Err(End::Refused);
-                            }
+                            Err(e) => return Err(self.refuse_with(Status(400), e.0)),
                         };
                         total += step.data.len() as u64;
                         self.buf.drain(..step.consumed);
                         if total + dec.remaining_in_chunk() > max {
-                            simple(
-                                &mut self.out,
-                                Status(413),
-                                "request body too large",
-                                false,
-                                false,
-                                &[],
-                            );
-                            return Err(End::Refused);
+                            return Err(self.refuse_with(Status(413), "request body too large"));
                         }
                         if dec.is_done() {
                             return Ok(());

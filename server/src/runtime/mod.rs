@@ -1,7 +1,6 @@
 //! Threads, runtimes, listeners and the socket glue.
 
-pub mod idle;
 pub mod io;
 pub mod listener;
-pub mod shutdown;
+pub mod wait;
 pub mod worker;

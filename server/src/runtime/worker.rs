@@ -3,8 +3,7 @@
 
 use crate::http::codec::Limits;
 use crate::router::Router;
-use crate::runtime::idle::IdleTimers;
-use crate::runtime::shutdown::Shutdown;
+use crate::runtime::wait::Waits;
 use crate::static_files::StaticOrigin;
 use monoio::net::TcpListener;
 use std::cell::{Cell, RefCell};
@@ -32,9 +31,8 @@ pub struct Worker {
     pub router: Router,
     pub statics: Vec<StaticOrigin>,
     pub active: Cell<usize>,
-    pub shutdown: Shutdown,
-    /// Idle keep-alive deadlines, swept by the worker's ticker.
-    pub idle: Rc<IdleTimers>,
+    /// Idle deadlines and shutdown, swept by the worker's ticker.
+    pub waits: Rc<Waits>,
     bufs: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -51,8 +49,7 @@ impl Worker {
             router,
             statics,
             active: Cell::new(0),
-            shutdown: Shutdown::new(),
-            idle: Rc::new(IdleTimers::default()),
+            waits: Rc::new(Waits::default()),
             bufs: RefCell::new(Vec::new()),
         }
     }
@@ -96,11 +93,10 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, stop: Arc
             loop {
                 crate::http::date::refresh();
                 if stop.load(Ordering::Acquire) {
-                    w.shutdown.fire();
-                    w.idle.fire_all();
+                    w.waits.shut_down();
                     return;
                 }
-                w.idle.sweep(Instant::now());
+                w.waits.sweep(Instant::now());
                 monoio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -133,7 +129,7 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, stop: Arc
 async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
     let mut last_error_log: Option<Instant> = None;
     loop {
-        let shutdown = w.shutdown.wait();
+        let shutdown = w.waits.until_shutdown();
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = shutdown => return,

@@ -1,6 +1,6 @@
-//! Idle-connection deadlines without a timer each: one table per worker, swept by the
-//! worker's ticker (every 100 ms), so an idle keep-alive connection costs a table entry
-//! instead of a 640-byte monoio timer.
+//! Waits that end at a deadline or at shutdown, without a timer each: one table per worker,
+//! swept by the worker's ticker (every 100 ms). An idle keep-alive connection costs a table
+//! entry instead of a 640-byte monoio timer; accept loops wait here for shutdown.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -10,16 +10,16 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 #[derive(Default)]
-pub struct IdleTimers {
+pub struct Waits {
     next_id: Cell<u64>,
     all_fired: Cell<bool>,
     waiters: RefCell<ahash::AHashMap<u64, (Instant, Waker)>>,
 }
 
-impl IdleTimers {
-    /// Completes at `deadline` (give or take a sweep) or when `fire_all` is called.
-    pub fn wait_until(self: &Rc<Self>, deadline: Instant) -> IdleWait {
-        IdleWait {
+impl Waits {
+    /// Completes at `deadline` (give or take a sweep) or at shutdown.
+    pub fn wait_until(self: &Rc<Self>, deadline: Instant) -> Wait {
+        Wait {
             timers: self.clone(),
             id: None,
             deadline,
@@ -42,8 +42,19 @@ impl IdleTimers {
         }
     }
 
+    /// Completes only at shutdown.
+    pub fn until_shutdown(self: &Rc<Self>) -> Wait {
+        // Far enough never to be reached; Instant has no maximum.
+        self.wait_until(Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400))
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.all_fired.get()
+    }
+
     /// Ends every wait, now and later (shutdown).
-    pub fn fire_all(&self) {
+    pub fn shut_down(&self) {
         self.all_fired.set(true);
         let all = std::mem::take(&mut *self.waiters.borrow_mut());
         for (_, (_, w)) in all {
@@ -60,13 +71,13 @@ impl IdleTimers {
     }
 }
 
-pub struct IdleWait {
-    timers: Rc<IdleTimers>,
+pub struct Wait {
+    timers: Rc<Waits>,
     id: Option<u64>,
     deadline: Instant,
 }
 
-impl Future for IdleWait {
+impl Future for Wait {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.timers.all_fired.get() || Instant::now() >= self.deadline {
@@ -87,7 +98,7 @@ impl Future for IdleWait {
     }
 }
 
-impl Drop for IdleWait {
+impl Drop for Wait {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             self.timers.waiters.borrow_mut().remove(&id);
@@ -107,7 +118,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let t = Rc::new(IdleTimers::default());
+            let t = Rc::new(Waits::default());
             let soon = monoio::spawn(t.wait_until(Instant::now() + Duration::from_millis(20)));
             let late = {
                 let t = t.clone();
@@ -119,11 +130,13 @@ mod tests {
             t.sweep(Instant::now());
             soon.await;
             assert_eq!(t.len(), 1, "only the passed deadline is woken");
-            t.fire_all();
+            t.shut_down();
+            assert!(t.is_shut_down());
+            t.until_shutdown().await;
             late.await;
             assert!(t.is_empty());
             // A wait dropped early leaves nothing behind.
-            let t2 = Rc::new(IdleTimers::default());
+            let t2 = Rc::new(Waits::default());
             let r = monoio::time::timeout(
                 Duration::from_millis(5),
                 t2.wait_until(Instant::now() + Duration::from_secs(60)),
