@@ -194,26 +194,10 @@ fn find_runs(map: &Map, h: &FileHeader) -> Vec<Run> {
 }
 
 fn scan_run(inner: &Inner, r: &Run, purge_before: u64) {
-    let start = inner.seg_offset(r.head);
-    let end = start + r.len as u64 * inner.seg_size;
-    let mut pos = start + SEG_HEADER;
-    let mut hdr_buf = [0u8; ENTRY_HEADER as usize];
     let mut corrupt = 0;
-    while pos + ENTRY_HEADER <= end {
-        inner.map.copy_out(pos, &mut hdr_buf);
-        let Some(hdr) = EntryHeader::decode(&hdr_buf) else {
-            break;
-        };
-        if hdr.seg_seq != r.seq {
-            break;
-        }
-        let total = hdr.total_len();
-        if hdr.body_len > end - pos || pos + total > end {
-            corrupt += 1;
-            break;
-        }
+    let mut entries = inner.run_entries(r.head, r.len, r.seq);
+    for (pos, hdr) in &mut entries {
         if hdr.flags & FLAG_DELETED != 0 || r.seq < purge_before {
-            pos += total;
             continue;
         }
         // SAFETY: recovery runs before the store is shared: nothing writes the mapping.
@@ -228,16 +212,17 @@ fn scan_run(inner: &Inner, r: &Run, purge_before: u64) {
         h.update(&content.finalize().to_le_bytes());
         if h.finalize() != hdr.crc || key_hash(key) != hdr.key_hash {
             corrupt += 1;
-            pos += total;
             continue;
         }
         match inner.read_meta(pos, &hdr) {
             Some((_, _, expires_at, _)) => {
-                inner.index_insert(recovered_loc(r.head, pos, hdr, expires_at, r.seq));
+                inner.index_insert(recovered_loc(r.head, pos, hdr, expires_at, r.seq))
             }
             None => corrupt += 1,
         }
-        pos += total;
+    }
+    if entries.overran {
+        corrupt += 1;
     }
     inner.count_corrupt(corrupt);
 }

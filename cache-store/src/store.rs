@@ -214,6 +214,39 @@ impl Inner {
         self.counters.bytes_used.fetch_add(total, Ordering::Relaxed);
     }
 
+    /// Drops an entry the index no longer holds: durably (tombstone) and from the byte count.
+    fn forget(&self, l: &Loc) {
+        self.tombstone(l.off);
+        self.counters
+            .bytes_used
+            .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
+    }
+
+    /// Runs `f` on an entry's stored key while its run is pinned; `None` if the run has been
+    /// reclaimed meanwhile.
+    fn with_key<T>(&self, l: &Loc, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        if !self.pin(l.seg, l.gen) {
+            return None;
+        }
+        // SAFETY: pinned; a committed entry's key never changes.
+        let key = unsafe { self.map.slice(l.off + ENTRY_HEADER, u64::from(l.hdr.key_len)) };
+        let out = f(key);
+        self.unpin(l.seg);
+        Some(out)
+    }
+
+    /// The committed entries of a run, in order, up to the first that is not one of its own.
+    pub(crate) fn run_entries(&self, head: usize, len: usize, seq: u64) -> RunEntries<'_> {
+        let start = self.seg_offset(head);
+        RunEntries {
+            map: &self.map,
+            pos: start + SEG_HEADER,
+            end: start + len as u64 * self.seg_size,
+            seq,
+            overran: false,
+        }
+    }
+
     fn tombstone(&self, entry_off: u64) {
         self.map
             .atomic_u32(entry_off + 4)
@@ -270,21 +303,11 @@ impl Inner {
         let busy = self.segs[head].readers.load(Ordering::SeqCst) != 0;
         // Nothing writes a sealed run, and readers only read: walking it is safe.
         let seq = a.run_seq[head];
-        let start = self.seg_offset(head);
-        let end = start + len as u64 * self.seg_size;
-        let mut pos = start + SEG_HEADER;
         let mut reinsert = if busy { None } else { reinsert };
         // Up to three quarters of a reclaimed run may come back: room remains for new objects.
         let budget = self.seg_size * 3 / 4;
         let mut kept = 0u64;
-        while pos + ENTRY_HEADER <= end {
-            // SAFETY: the run is sealed (no writer) and the header range is in bounds.
-            let Some(hdr) = EntryHeader::decode(unsafe { self.map.slice(pos, ENTRY_HEADER) }) else {
-                break;
-            };
-            if hdr.seg_seq != seq || pos + hdr.total_len() > end {
-                break;
-            }
+        for (pos, hdr) in self.run_entries(head, len, seq) {
             let h = hdr.key_hash;
             let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
             let mine = shard.get(&h).is_some_and(|l| l.off == pos && l.gen == old_gen);
@@ -306,8 +329,6 @@ impl Inner {
                     }
                 }
             }
-            drop(shard);
-            pos += hdr.total_len();
         }
         if busy {
             for i in head..head + len {
@@ -464,28 +485,26 @@ impl Store {
         let h = key_hash(key);
         let shard = inner.shard(h).write().unwrap_or_else(|e| e.into_inner());
         let Some(l) = shard.get(&h) else { return false };
-        if meta.len() > l.hdr.meta_cap as usize || !inner.pin(l.seg, l.gen) {
+        if meta.len() > l.hdr.meta_cap as usize {
             return false;
         }
-        let ok = (|| {
-            // SAFETY: pinned.
-            if unsafe { inner.map.slice(l.off + ENTRY_HEADER, u64::from(l.hdr.key_len)) } != key {
+        let updated = inner.with_key(l, |stored| {
+            if stored != key {
                 return false;
             }
             let (active, version) = match inner.read_meta(l.off, &l.hdr) {
                 Some((slot, v, _, _)) => (slot, v),
                 None => (1, 0),
             };
-            let target = 1 - active;
             let bytes = encode_slot(version + 1, expires_at, meta);
-            // SAFETY: metadata slots are written only under this shard's write lock; readers
-            // of the inactive slot verify its checksum and fall back to the active one.
-            unsafe { inner.map.write(l.off + l.hdr.slot_offset(target), &bytes) };
+            // SAFETY: metadata slots are written only under this shard's write lock, here while
+            // the run is pinned; readers of the inactive slot verify its checksum and fall
+            // back to the active one.
+            unsafe { inner.map.write(l.off + l.hdr.slot_offset(1 - active), &bytes) };
             l.expires_at.store(expires_at, Ordering::Relaxed);
             true
-        })();
-        inner.unpin(l.seg);
-        ok
+        });
+        updated == Some(true)
     }
 
     /// Removes one key, durably. True if it was present.
@@ -494,21 +513,12 @@ impl Store {
         inner.invalidations.fetch_add(1, Ordering::SeqCst);
         let h = key_hash(key);
         let mut shard = inner.shard(h).write().unwrap_or_else(|e| e.into_inner());
-        let matches = shard.get(&h).is_some_and(|l| {
-            inner.pin(l.seg, l.gen) && {
-                // SAFETY: pinned.
-                let same = unsafe { inner.map.slice(l.off + ENTRY_HEADER, u64::from(l.hdr.key_len)) } == key;
-                inner.unpin(l.seg);
-                same
-            }
-        });
+        let matches = shard
+            .get(&h)
+            .is_some_and(|l| inner.with_key(l, |stored| stored == key) == Some(true));
         if matches {
             if let Some(l) = shard.remove(&h) {
-                inner.tombstone(l.off);
-                inner
-                    .counters
-                    .bytes_used
-                    .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
+                inner.forget(&l);
             }
         }
         matches
@@ -522,21 +532,11 @@ impl Store {
         for shard in &inner.shards {
             let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
             shard.retain(|_, l| {
-                if !inner.pin(l.seg, l.gen) {
-                    return true;
-                }
-                // SAFETY: pinned.
-                let key = unsafe { inner.map.slice(l.off + ENTRY_HEADER, u64::from(l.hdr.key_len)) };
-                let hit = key.starts_with(prefix);
+                let hit = inner.with_key(l, |stored| stored.starts_with(prefix)) == Some(true);
                 if hit {
-                    inner.tombstone(l.off);
-                    inner
-                        .counters
-                        .bytes_used
-                        .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
+                    inner.forget(l);
                     n += 1;
                 }
-                inner.unpin(l.seg);
                 !hit
             });
         }
@@ -924,6 +924,41 @@ impl WriteHandle<'_> {
             seq,
         });
         Ok(())
+    }
+}
+
+/// Iterator over a run's committed entries: `(file offset, header)`. Stops at the first
+/// header that is missing, belongs to an older use of the segment, or would run past the
+/// run's end (then `overran` is set: a damaged header).
+pub(crate) struct RunEntries<'a> {
+    map: &'a Map,
+    pos: u64,
+    end: u64,
+    seq: u64,
+    pub overran: bool,
+}
+
+impl Iterator for RunEntries<'_> {
+    type Item = (u64, EntryHeader);
+
+    fn next(&mut self) -> Option<(u64, EntryHeader)> {
+        if self.pos + ENTRY_HEADER > self.end {
+            return None;
+        }
+        let mut buf = [0u8; ENTRY_HEADER as usize];
+        self.map.copy_out(self.pos, &mut buf);
+        let hdr = EntryHeader::decode(&buf)?;
+        if hdr.seg_seq != self.seq {
+            return None;
+        }
+        // Lengths are checked before they are added, so a damaged header cannot overflow.
+        if hdr.body_len > self.end - self.pos || self.pos + hdr.total_len() > self.end {
+            self.overran = true;
+            return None;
+        }
+        let at = self.pos;
+        self.pos += hdr.total_len();
+        Some((at, hdr))
     }
 }
 

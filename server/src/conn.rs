@@ -24,22 +24,18 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Chunk size for streaming large files from disk.
 const FILE_CHUNK: usize = 256 * 1024;
 
-/// The phase a connection is in (for logs).
+/// The phase a read timed out in (for logs). Idle waits end without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    Idle,
     Head,
     Body,
-    Respond,
 }
 
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Idle => "idle",
             Phase::Head => "head",
             Phase::Body => "body",
-            Phase::Respond => "respond",
         }
     }
 }
@@ -100,7 +96,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
 impl Conn {
     async fn timed_out(&mut self, phase: Phase) {
         tracing::debug!(phase = phase.as_str(), "client timed out");
-        if phase != Phase::Idle && !self.w.waits.is_shut_down() {
+        if !self.w.waits.is_shut_down() {
             self.out.clear();
             simple(&mut self.out, Status(408), "request timeout", false, false, &[]);
             let _ = self.flush().await;
@@ -175,7 +171,7 @@ impl Conn {
                 Body::None
             }
             Route::Options => {
-                self.out.start_options(keep_alive);
+                options_response(&mut self.out, keep_alive);
                 Body::None
             }
             Route::Static(i, path, query) => {
@@ -445,16 +441,11 @@ enum Route {
     Custom(usize),
 }
 
-trait OptionsResponse {
-    fn start_options(&mut self, keep_alive: bool);
-}
-
-impl OptionsResponse for Vec<u8> {
-    fn start_options(&mut self, keep_alive: bool) {
-        use crate::http::WriteHead;
-        self.start(Status(200));
-        self.header("Allow", b"GET, HEAD, OPTIONS");
-        self.header_u64("Content-Length", 0);
-        self.end(keep_alive);
-    }
+/// `OPTIONS *`: what the server allows in general.
+fn options_response(out: &mut Vec<u8>, keep_alive: bool) {
+    use crate::http::WriteHead;
+    out.start(Status(200));
+    out.header("Allow", b"GET, HEAD, OPTIONS");
+    out.header_u64("Content-Length", 0);
+    out.end(keep_alive);
 }

@@ -91,12 +91,6 @@ impl Request {
         &self.head[self.target.clone()]
     }
 
-    /// The method token as sent.
-    pub fn method_bytes(&self) -> &[u8] {
-        let end = self.head.iter().position(|&b| b == b' ').unwrap_or(0);
-        &self.head[..end]
-    }
-
     /// The first value of a header (name compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()
@@ -196,7 +190,6 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     while skip < buf.len() && skip < 4 && (buf[skip] == b'\r' || buf[skip] == b'\n') {
         skip += 1;
     }
-    let buf_all = buf;
     let buf = &buf[skip..];
     let mut storage = [httparse::EMPTY_HEADER; HEADER_ARRAY];
     let max = limits.max_headers.min(HEADER_ARRAY);
@@ -330,7 +323,6 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     };
     let total = skip + len;
     let head: Box<[u8]> = buf[..len].into();
-    let _ = buf_all;
     Ok(Parsed::Complete(
         Request {
             head,
