@@ -27,6 +27,12 @@ pub struct Config {
     /// The on-disk slab cache.
     #[serde(default)]
     pub cache: Cache,
+    /// Custom error pages and how long errors are cached (CloudFront's error responses).
+    #[serde(default)]
+    pub error_responses: Vec<ErrorResponse>,
+    /// The admin listener (invalidations, metrics, health). Off when absent.
+    #[serde(default)]
+    pub admin: Option<Admin>,
 }
 
 fn default_root_object() -> String {
@@ -67,6 +73,8 @@ pub struct Server {
     pub file_cache_max_file: Size,
     /// How often a cached static file is checked against the disk.
     pub file_cache_revalidate: Duration,
+    /// This edge's name in `Via` and `Cache-Status` (default: the host name).
+    pub node_name: Option<String>,
 }
 
 impl Default for Server {
@@ -87,6 +95,7 @@ impl Default for Server {
             file_cache_bytes: Size(256 << 20),
             file_cache_max_file: Size(16 << 20),
             file_cache_revalidate: Duration::secs(1),
+            node_name: None,
         }
     }
 }
@@ -124,6 +133,31 @@ pub struct Origin {
     /// How slabfront talks to a custom origin.
     #[serde(default)]
     pub protocol: OriginProtocol,
+    /// Time allowed to connect (and finish the TLS handshake) to a custom origin.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an origin's response (504 before the head).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Duration,
+    /// Idle keep-alive connections kept per worker for this origin.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: usize,
+    /// Extra trust roots (PEM) for HTTPS to this origin, added to the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The `Host` header sent to the origin (default: `domain_name`).
+    #[serde(default)]
+    pub host_header: Option<String>,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::secs(10)
+}
+fn default_read_timeout() -> Duration {
+    Duration::secs(30)
+}
+fn default_keepalive() -> usize {
+    32
 }
 
 fn default_http_port() -> u16 {
@@ -146,22 +180,117 @@ pub enum OriginProtocol {
     MatchViewer,
 }
 
-/// `[default_cache_behavior]`.
+/// `[default_cache_behavior]` and each `[[behaviors]]`: where requests go and how their
+/// responses are cached.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheBehavior {
-    /// The origin id requests go to.
-    pub target_origin: String,
-}
-
-/// `[[behaviors]]`: a cache behavior selected by path pattern.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Behavior {
-    /// CloudFront wildcards: `*` any run of characters, `?` exactly one; case-sensitive.
+    /// `[[behaviors]]` only. CloudFront wildcards: `*` any run of characters, `?` exactly
+    /// one; case-sensitive.
+    #[serde(default)]
     pub path_pattern: String,
     /// The origin id requests go to.
     pub target_origin: String,
+    /// Shortest time an object stays cached, in seconds, whatever the origin says.
+    #[serde(default)]
+    pub min_ttl: u64,
+    /// Time an object stays cached when the origin gives no s-maxage, max-age or Expires.
+    #[serde(default = "default_default_ttl")]
+    pub default_ttl: u64,
+    /// Longest time an object stays cached, in seconds.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: u64,
+    /// Methods passed to the origin: `["GET","HEAD"]`, those plus `"OPTIONS"`, or all seven.
+    #[serde(default = "get_head")]
+    pub allowed_methods: Vec<String>,
+    /// Methods whose responses are cached: `["GET","HEAD"]` or those plus `"OPTIONS"`.
+    #[serde(default = "get_head")]
+    pub cached_methods: Vec<String>,
+    /// Query string parameters in the cache key (and forwarded): "none", "all" or a list.
+    #[serde(default)]
+    pub query_strings: KeyPart,
+    /// Viewer headers in the cache key (and forwarded): "none", a list, or "all" (every
+    /// header forwarded; the key then varies only as the origin's `Vary` says).
+    #[serde(default)]
+    pub headers: KeyPart,
+    /// Cookies in the cache key (and forwarded): "none", "all" or a list of names.
+    #[serde(default)]
+    pub cookies: KeyPart,
+}
+
+/// `[[behaviors]]` entries have the same keys as the default behavior plus `path_pattern`.
+pub type Behavior = CacheBehavior;
+
+fn default_default_ttl() -> u64 {
+    86400
+}
+fn default_max_ttl() -> u64 {
+    31_536_000
+}
+fn get_head() -> Vec<String> {
+    vec!["GET".into(), "HEAD".into()]
+}
+
+/// One part of a cache key policy: nothing, everything, or the listed names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeyPart {
+    #[default]
+    None,
+    All,
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for KeyPart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected \"none\", \"all\" or a list of names"))?
+        {
+            Raw::Word(w) if w == "none" => Ok(KeyPart::None),
+            Raw::Word(w) if w == "all" => Ok(KeyPart::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "{w:?}: expected \"none\", \"all\" or a list of names"
+            ))),
+            Raw::List(l) => Ok(KeyPart::List(l)),
+        }
+    }
+}
+
+/// `[[error_responses]]`: what viewers get when the origin answers with an error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorResponse {
+    /// The origin's status code (400-599) this entry applies to.
+    pub error_code: u16,
+    /// A path (served through its own behavior) whose body replaces the error's.
+    #[serde(default)]
+    pub response_page_path: Option<String>,
+    /// The status sent to the viewer (default: the origin's).
+    #[serde(default)]
+    pub response_code: Option<u16>,
+    /// How long the error is cached, in seconds; 0 = not cached.
+    #[serde(default = "default_error_ttl")]
+    pub error_caching_min_ttl: u64,
+}
+
+fn default_error_ttl() -> u64 {
+    10
+}
+
+/// `[admin]`: the listener for invalidations, metrics and health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Address of the admin listener, e.g. "127.0.0.1:9901".
+    pub listen: String,
+    /// When set, every admin request needs `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// `[cache]`: the slab file.

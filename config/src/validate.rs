@@ -212,13 +212,22 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     }
 
     let target_ok = |t: &str| cfg.origins.iter().any(|o| o.id == t);
-    if !target_ok(&cfg.default_cache_behavior.target_origin) {
+    let d = &cfg.default_cache_behavior;
+    if !target_ok(&d.target_origin) {
         bad(
             "default_cache_behavior.target_origin".into(),
-            format!("no origin has id {:?}", cfg.default_cache_behavior.target_origin),
+            format!("no origin has id {:?}", d.target_origin),
         );
     }
+    if !d.path_pattern.is_empty() {
+        bad(
+            "default_cache_behavior.path_pattern".into(),
+            "the default behavior matches every path; put patterns in [[behaviors]]".into(),
+        );
+    }
+    check_behavior("default_cache_behavior", d, &mut bad);
     for (i, b) in cfg.behaviors.iter().enumerate() {
+        check_behavior(&format!("behaviors[{i}]"), b, &mut bad);
         if !target_ok(&b.target_origin) {
             bad(
                 format!("behaviors[{i}].target_origin"),
@@ -242,6 +251,72 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         }
     }
 
+    for (i, o) in cfg.origins.iter().enumerate() {
+        if o.path.is_some() {
+            continue;
+        }
+        let k = |f: &str| format!("origins[{i}].{f}");
+        if o.connect_timeout.0.is_zero() {
+            bad(k("connect_timeout"), "must be longer than 0".into());
+        }
+        if o.read_timeout.0.is_zero() {
+            bad(k("read_timeout"), "must be longer than 0".into());
+        }
+        if let Some(f) = &o.ca_file {
+            if let Err(e) = std::fs::metadata(f) {
+                bad(k("ca_file"), format!("{f:?}: {e}"));
+            }
+        }
+        if let Some(h) = &o.host_header {
+            if h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                bad(k("host_header"), format!("{h:?} is not a valid Host value"));
+            }
+        }
+    }
+
+    for (i, e) in cfg.error_responses.iter().enumerate() {
+        let k = |f: &str| format!("error_responses[{i}].{f}");
+        if !(400..=599).contains(&e.error_code) {
+            bad(k("error_code"), "must be an error status, 400-599".into());
+        }
+        if let Some(c) = e.response_code {
+            if !(200..=599).contains(&c) {
+                bad(k("response_code"), "must be a status code, 200-599".into());
+            }
+        }
+        if let Some(p) = &e.response_page_path {
+            if !p.starts_with('/') {
+                bad(k("response_page_path"), "must start with '/'".into());
+            }
+        }
+        if e.response_code.is_some() && e.response_page_path.is_none() {
+            bad(
+                k("response_code"),
+                "needs a response_page_path (the body sent with it)".into(),
+            );
+        }
+        if cfg.error_responses[..i]
+            .iter()
+            .any(|o| o.error_code == e.error_code)
+        {
+            bad(k("error_code"), format!("{} is listed twice", e.error_code));
+        }
+    }
+
+    if let Some(a) = &cfg.admin {
+        match a.listen.parse::<SocketAddr>() {
+            Err(_) => bad(
+                "admin.listen".into(),
+                format!("{:?} is not an IP:port address", a.listen),
+            ),
+            Ok(addr) if !addr.ip().is_loopback() && a.token.as_deref().is_none_or(str::is_empty) => bad(
+                "admin.listen".into(),
+                "a non-loopback admin address needs admin.token".into(),
+            ),
+            Ok(_) => {}
+        }
+    }
+
     if cfg.cache.path.is_empty() {
         bad("cache.path".into(), "must not be empty".into());
     }
@@ -249,4 +324,61 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         bad("cache.size".into(), "must be at least 64MiB".into());
     }
     out
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"];
+
+/// The checks every cache behavior gets (CloudFront's rules).
+fn check_behavior(at: &str, b: &crate::schema::CacheBehavior, bad: &mut impl FnMut(String, String)) {
+    let k = |f: &str| format!("{at}.{f}");
+    if b.min_ttl > b.max_ttl {
+        bad(k("min_ttl"), "cannot exceed max_ttl".into());
+    }
+    if b.default_ttl < b.min_ttl || b.default_ttl > b.max_ttl {
+        bad(k("default_ttl"), "must be between min_ttl and max_ttl".into());
+    }
+    let set = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|m| m.to_ascii_uppercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let sorted = |v: &[&str]| set(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let allowed = set(&b.allowed_methods);
+    let allowed_sets = [sorted(&METHODS[..2]), sorted(&METHODS[..3]), sorted(&METHODS)];
+    if !allowed_sets.contains(&allowed) {
+        bad(
+            k("allowed_methods"),
+            "must be [\"GET\",\"HEAD\"], [\"GET\",\"HEAD\",\"OPTIONS\"] or all seven (also PUT, POST, PATCH, DELETE)".into(),
+        );
+    }
+    let cached = set(&b.cached_methods);
+    if cached != allowed_sets[0] && cached != allowed_sets[1] {
+        bad(
+            k("cached_methods"),
+            "must be [\"GET\",\"HEAD\"] or [\"GET\",\"HEAD\",\"OPTIONS\"]".into(),
+        );
+    } else if !cached.iter().all(|m| allowed.contains(m)) {
+        bad(k("cached_methods"), "must be a subset of allowed_methods".into());
+    }
+    for (part, v) in [
+        ("query_strings", &b.query_strings),
+        ("headers", &b.headers),
+        ("cookies", &b.cookies),
+    ] {
+        if let crate::schema::KeyPart::List(l) = v {
+            for (j, name) in l.iter().enumerate() {
+                if name.is_empty()
+                    || name
+                        .bytes()
+                        .any(|c| c <= b' ' || c >= 0x7f || c == b',' || c == b';')
+                {
+                    bad(
+                        format!("{at}.{part}[{j}]"),
+                        format!("{name:?} is not a valid name"),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -51,9 +51,15 @@ enum End {
     Refused,
 }
 
+mod proxy;
+
 struct Conn {
     w: Rc<Worker>,
     stream: TcpStream,
+    /// The viewer's address (for X-Forwarded-For and logs).
+    peer: Option<std::net::SocketAddr>,
+    /// The viewer came over TLS.
+    viewer_tls: bool,
     /// Received, not yet consumed bytes.
     buf: Vec<u8>,
     /// Response bytes not yet written.
@@ -63,9 +69,12 @@ struct Conn {
 /// Serves a connection until it closes.
 pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut c = Conn {
         w,
         stream,
+        peer,
+        viewer_tls: false,
         buf: Vec::new(),
         out: Vec::new(),
     };
@@ -141,6 +150,19 @@ impl Conn {
         let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
 
         let route = self.route(&req);
+        if let Route::Custom(origin, behavior, path, query) = route {
+            // The proxy reads (or streams) the body itself.
+            let keep = Box::pin(self.proxy(&req, origin, behavior, path, query, keep_alive)).await?;
+            if !keep {
+                self.flush().await?;
+                self.linger().await;
+                return Ok(false);
+            }
+            if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+            return Ok(true);
+        }
         // A refused request with a body we have not asked for: answer without reading it.
         let reject_early = matches!(route, Route::Error(..) | Route::Method) && req.expect_continue;
         if !reject_early {
@@ -178,18 +200,7 @@ impl Conn {
                 let w = self.w.clone();
                 w.statics[i].serve(&req, &path, &query, keep_alive, &mut self.out)
             }
-            Route::Custom(origin) => {
-                tracing::warn!(origin, "custom origins are not served by this build");
-                simple(
-                    &mut self.out,
-                    Status(502),
-                    "custom origins are not supported yet",
-                    head_only,
-                    keep_alive,
-                    &[],
-                );
-                Body::None
-            }
+            Route::Custom(..) => Body::None,
         };
         self.send(body).await?;
         if !keep_alive {
@@ -212,14 +223,14 @@ impl Conn {
             Err(PathError::Invalid(why)) => return Route::Error(Status(400), why),
             Err(PathError::Escapes) => return Route::Error(Status(400), "path leaves the root"),
         };
-        match self.w.router.route(clean.path.as_bytes()) {
-            Target::Static(i) => {
+        match self.w.router.route_behavior(clean.path.as_bytes()) {
+            (Target::Static(i), _) => {
                 if !matches!(req.method, Method::Get | Method::Head) {
                     return Route::Method;
                 }
                 Route::Static(i, clean, query.to_vec())
             }
-            Target::Custom(i) => Route::Custom(i),
+            (Target::Custom(i), b) => Route::Custom(i, b, path.to_vec(), query.to_vec()),
         }
     }
 
@@ -438,7 +449,8 @@ enum Route {
     Method,
     Options,
     Static(usize, crate::http::uri::CleanPath, Vec<u8>),
-    Custom(usize),
+    /// Origin index, behavior index, raw path, query.
+    Custom(usize, usize, Vec<u8>, Vec<u8>),
 }
 
 /// `OPTIONS *`: what the server allows in general.

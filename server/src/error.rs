@@ -17,6 +17,10 @@ pub enum StartError {
     },
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
+    #[error("cache slab {path:?}: {message}")]
+    Cache { path: String, message: String },
+    #[error("origin {id:?}: {message}")]
+    OriginTls { id: String, message: String },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
 }

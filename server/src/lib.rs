@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod error;
 pub mod http;
+pub mod proxy;
 pub mod router;
 pub mod runtime;
 pub mod static_files;
@@ -43,6 +44,8 @@ impl DriverKind {
 
 /// A running server.
 pub struct Server {
+    /// The proxy's shared state (the slab), when there are custom origins.
+    pub shared: Option<Arc<proxy::Shared>>,
     pub addrs: Vec<SocketAddr>,
     pub driver: DriverKind,
     pub workers: usize,
@@ -89,6 +92,8 @@ impl Server {
             }
         }
 
+        let proxy = open_proxy(cfg)?;
+
         let s = &cfg.server;
         let settings = Arc::new(Settings {
             limits: Limits {
@@ -110,6 +115,7 @@ impl Server {
         for (id, listeners) in bound.per_worker.into_iter().enumerate() {
             let cfg = cfg.clone();
             let settings = settings.clone();
+            let proxy = proxy.clone();
             let stop = stop.clone();
             let ready = ready_tx.clone();
             let core = if cores.is_empty() {
@@ -125,7 +131,7 @@ impl Server {
                             tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                         }
                     }
-                    let w = match build_worker(id, &cfg, settings) {
+                    let w = match build_worker(id, &cfg, settings, proxy.as_ref()) {
                         Ok(w) => Rc::new(w),
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -172,6 +178,7 @@ impl Server {
             }
         }
         Ok(Server {
+            shared: proxy.map(|p| p.0),
             addrs: bound.addrs,
             driver,
             workers,
@@ -200,7 +207,70 @@ impl Server {
     }
 }
 
-fn build_worker(id: usize, cfg: &Config, settings: Arc<Settings>) -> Result<Worker, StartError> {
+/// Shared proxy state and per-origin TLS configurations.
+type ProxyParts = (Arc<proxy::Shared>, Arc<Vec<Option<Arc<rustls::ClientConfig>>>>);
+
+/// Opens the slab and prepares TLS to origins, when any origin is a custom one.
+fn open_proxy(cfg: &Config) -> Result<Option<ProxyParts>, StartError> {
+    if cfg.origins.iter().all(|o| o.domain_name.is_none()) {
+        return Ok(None);
+    }
+    let mut tls = Vec::with_capacity(cfg.origins.len());
+    for o in &cfg.origins {
+        let needs_tls = o.domain_name.is_some() && o.protocol != config::OriginProtocol::HttpOnly;
+        tls.push(if needs_tls {
+            Some(
+                proxy::upstream::tls_config(o).map_err(|message| StartError::OriginTls {
+                    id: o.id.clone(),
+                    message,
+                })?,
+            )
+        } else {
+            None
+        });
+    }
+    let path = std::path::Path::new(&cfg.cache.path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StartError::Cache {
+            path: cfg.cache.path.clone(),
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+    }
+    let store =
+        cache_store::Store::open(&cache_store::StoreOptions::new(path, cfg.cache.size.0)).map_err(|e| {
+            StartError::Cache {
+                path: cfg.cache.path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    let st = store.stats();
+    tracing::info!(
+        path = %cfg.cache.path,
+        size = cfg.cache.size.0,
+        objects = st.objects,
+        bytes_used = st.bytes_used,
+        corrupt_skipped = st.corrupt_skipped,
+        "cache slab open"
+    );
+    let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
+    Ok(Some((Arc::new(proxy::Shared::new(store, node)), Arc::new(tls))))
+}
+
+/// This machine's host name (for `Via`), or "slabfront".
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "slabfront".into())
+}
+
+fn build_worker(
+    id: usize,
+    cfg: &Config,
+    settings: Arc<Settings>,
+    proxy: Option<&ProxyParts>,
+) -> Result<Worker, StartError> {
     let mut statics = Vec::new();
     let mut target_of = ahash::AHashMap::new();
     for (i, o) in cfg.origins.iter().enumerate() {
@@ -234,5 +304,11 @@ fn build_worker(id: usize, cfg: &Config, settings: Arc<Settings>) -> Result<Work
         .map(|b| (PathPattern::new(&b.path_pattern), target(&b.target_origin)))
         .collect();
     let router = Router::new(behaviors, target(&cfg.default_cache_behavior.target_origin));
-    Ok(Worker::new(id, settings, router, statics))
+    let proxy = match proxy {
+        Some((shared, tls)) => {
+            Some(proxy::ProxyWorker::new(cfg, shared.clone(), tls).map_err(|e| StartError::Worker(id, e))?)
+        }
+        None => None,
+    };
+    Ok(Worker::new(id, settings, router, statics, proxy))
 }

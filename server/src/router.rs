@@ -66,10 +66,15 @@ impl Router {
 
     /// The target for a request path.
     pub fn route(&self, path: &[u8]) -> Target {
+        self.route_behavior(path).0
+    }
+
+    /// The target and the behavior that chose it (0 = the default, `i + 1` = `behaviors[i]`).
+    pub fn route_behavior(&self, path: &[u8]) -> (Target, usize) {
         self.behaviors
             .iter()
-            .find(|(p, _)| p.matches(path))
-            .map_or(self.default, |(_, t)| *t)
+            .position(|(p, _)| p.matches(path))
+            .map_or((self.default, 0), |i| (self.behaviors[i].1, i + 1))
     }
 }
 

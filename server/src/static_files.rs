@@ -7,6 +7,7 @@
 //! Larger files are streamed from disk.
 
 use crate::http::codec::trim;
+use crate::http::conditional::{evaluate, if_range_allows, parse_range, secs, Precondition, RangeSpec};
 use crate::http::uri::CleanPath;
 use crate::http::{Method, Request, Status, WriteHead};
 use bytes::Bytes;
@@ -201,7 +202,7 @@ impl StaticOrigin {
         };
 
         // Preconditions (RFC 9110 §13.2.2).
-        match evaluate_conditionals(req, e) {
+        match evaluate(req, Some(e.etag.as_bytes()), Some(secs(e.last_modified))) {
             Precondition::Failed => {
                 crate::http::response::simple(
                     out,
@@ -226,7 +227,7 @@ impl StaticOrigin {
         let mut range = None;
         if req.method == Method::Get {
             if let Some(r) = req.header("range") {
-                if if_range_allows(req, e) {
+                if if_range_allows(req, Some(e.etag.as_bytes()), Some(secs(e.last_modified))) {
                     match parse_range(r, e.len) {
                         RangeSpec::Ignore => {}
                         RangeSpec::Satisfiable(a, b) => range = Some((a, b)),
@@ -281,6 +282,15 @@ impl StaticOrigin {
     }
 
     /// Finds what a clean request path names, from memory when fresh enough.
+    /// A file's whole body and content type, if it is kept in memory (error pages).
+    pub fn read_small(&self, path: &str) -> Option<(Bytes, String)> {
+        let clean = crate::http::uri::clean_path(path.as_bytes()).ok()?;
+        match self.lookup(&clean.path) {
+            Resolved::File(f) => f.body.clone().map(|b| (b, f.content_type.to_string())),
+            _ => None,
+        }
+    }
+
     fn lookup(&self, path: &str) -> Resolved {
         let now = Instant::now();
         let existing = self.slots.borrow().get(path).cloned();
@@ -481,170 +491,7 @@ fn accepted_encodings(req: &Request) -> (f32, f32) {
     (br.or(star).unwrap_or(0.0), gz.or(star).unwrap_or(0.0))
 }
 
-enum Precondition {
-    Proceed,
-    NotModified,
-    Failed,
-}
-
-fn etag_list_matches(list: &[u8], etag: &str, weak: bool) -> bool {
-    let list = trim(list);
-    if list == b"*" {
-        return true;
-    }
-    list.split(|&b| b == b',').map(trim).any(|tag| {
-        let (tag_weak, t) = match tag.strip_prefix(b"W/") {
-            Some(t) => (true, t),
-            None => (false, tag),
-        };
-        if tag_weak && !weak {
-            return false;
-        }
-        t == etag.as_bytes()
-    })
-}
-
-fn header_date(req: &Request, name: &str) -> Option<SystemTime> {
-    let v = req.header(name)?;
-    httpdate::parse_http_date(std::str::from_utf8(v).ok()?.trim()).ok()
-}
-
-/// Whole seconds: HTTP dates have no finer resolution.
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn evaluate_conditionals(req: &Request, e: &FileEntry) -> Precondition {
-    if let Some(im) = req.header("if-match") {
-        if !etag_list_matches(im, &e.etag, false) {
-            return Precondition::Failed;
-        }
-    } else if let Some(d) = header_date(req, "if-unmodified-since") {
-        if secs(e.last_modified) > secs(d) {
-            return Precondition::Failed;
-        }
-    }
-    if let Some(inm) = req.header("if-none-match") {
-        if etag_list_matches(inm, &e.etag, true) {
-            return if matches!(req.method, Method::Get | Method::Head) {
-                Precondition::NotModified
-            } else {
-                Precondition::Failed
-            };
-        }
-    } else if matches!(req.method, Method::Get | Method::Head) {
-        if let Some(d) = header_date(req, "if-modified-since") {
-            if secs(e.last_modified) <= secs(d) {
-                return Precondition::NotModified;
-            }
-        }
-    }
-    Precondition::Proceed
-}
-
-fn if_range_allows(req: &Request, e: &FileEntry) -> bool {
-    let Some(v) = req.header("if-range") else {
-        return true;
-    };
-    let v = trim(v);
-    if v.first() == Some(&b'"') {
-        // Strong comparison only.
-        return v == e.etag.as_bytes();
-    }
-    if v.starts_with(b"W/") {
-        return false;
-    }
-    match std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s).ok())
-    {
-        Some(d) => secs(d) == secs(e.last_modified),
-        None => false,
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum RangeSpec {
-    Ignore,
-    Satisfiable(u64, u64),
-    Unsatisfiable,
-}
-
-/// A single byte range (RFC 9110 §14.1.2); several ranges or a malformed header are ignored
-/// (the full representation is sent, which the RFC allows).
-fn parse_range(v: &[u8], len: u64) -> RangeSpec {
-    let v = trim(v);
-    if v.len() < 6 || !v[..6].eq_ignore_ascii_case(b"bytes=") {
-        return RangeSpec::Ignore;
-    }
-    let spec = trim(&v[6..]);
-    if spec.contains(&b',') {
-        return RangeSpec::Ignore;
-    }
-    let Some(dash) = spec.iter().position(|&b| b == b'-') else {
-        return RangeSpec::Ignore;
-    };
-    let num = |s: &[u8]| -> Option<u64> {
-        let s = trim(s);
-        if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(s).ok()?.parse().ok()
-    };
-    let (a, b) = (&spec[..dash], &spec[dash + 1..]);
-    if trim(a).is_empty() {
-        let Some(n) = num(b) else {
-            return RangeSpec::Ignore;
-        };
-        if n == 0 || len == 0 {
-            return RangeSpec::Unsatisfiable;
-        }
-        let n = n.min(len);
-        return RangeSpec::Satisfiable(len - n, len - 1);
-    }
-    let Some(first) = num(a) else {
-        return RangeSpec::Ignore;
-    };
-    let last = if trim(b).is_empty() {
-        u64::MAX
-    } else {
-        match num(b) {
-            Some(l) if l >= first => l,
-            _ => return RangeSpec::Ignore,
-        }
-    };
-    if first >= len {
-        return RangeSpec::Unsatisfiable;
-    }
-    RangeSpec::Satisfiable(first, last.min(len - 1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(b"bytes=0-9", 100), RangeSpec::Satisfiable(0, 9));
-        assert_eq!(parse_range(b"bytes=90-", 100), RangeSpec::Satisfiable(90, 99));
-        assert_eq!(parse_range(b"bytes=90-1000", 100), RangeSpec::Satisfiable(90, 99));
-        assert_eq!(parse_range(b"bytes=-10", 100), RangeSpec::Satisfiable(90, 99));
-        assert_eq!(parse_range(b"bytes=-1000", 100), RangeSpec::Satisfiable(0, 99));
-        assert_eq!(parse_range(b"bytes=100-", 100), RangeSpec::Unsatisfiable);
-        assert_eq!(parse_range(b"bytes=-0", 100), RangeSpec::Unsatisfiable);
-        assert_eq!(parse_range(b"bytes=5-3", 100), RangeSpec::Ignore);
-        assert_eq!(parse_range(b"bytes=0-1,5-6", 100), RangeSpec::Ignore);
-        assert_eq!(parse_range(b"items=0-1", 100), RangeSpec::Ignore);
-        assert_eq!(parse_range(b"bytes=a-b", 100), RangeSpec::Ignore);
-    }
-
-    #[test]
-    fn etag_matching() {
-        assert!(etag_list_matches(b"\"a\", \"b\"", "\"b\"", false));
-        assert!(etag_list_matches(b"W/\"b\"", "\"b\"", true));
-        assert!(!etag_list_matches(b"W/\"b\"", "\"b\"", false));
-        assert!(etag_list_matches(b"*", "\"b\"", false));
-        assert!(!etag_list_matches(b"\"c\"", "\"b\"", true));
-    }
 }

@@ -105,6 +105,13 @@ impl Request {
             .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
     }
 
+    /// Every field line of a header, as sent.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
     /// Every value of a comma-separated list header, trimmed, across all its field lines.
     pub fn header_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers()

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod codec;
+pub mod conditional;
 pub mod date;
 pub mod response;
 pub mod uri;

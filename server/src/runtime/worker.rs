@@ -33,6 +33,8 @@ pub struct Worker {
     pub active: Cell<usize>,
     /// Idle deadlines and shutdown, swept by the worker's ticker.
     pub waits: Rc<Waits>,
+    /// The caching proxy, when the distribution has custom origins.
+    pub proxy: Option<crate::proxy::ProxyWorker>,
     bufs: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -42,15 +44,30 @@ const POOL: usize = 1024;
 const POOL_MAX_CAP: usize = 64 * 1024;
 
 impl Worker {
-    pub fn new(id: usize, settings: Arc<Settings>, router: Router, statics: Vec<StaticOrigin>) -> Self {
+    pub fn new(
+        id: usize,
+        settings: Arc<Settings>,
+        router: Router,
+        statics: Vec<StaticOrigin>,
+        proxy: Option<crate::proxy::ProxyWorker>,
+    ) -> Self {
         Worker {
             id,
             settings,
             router,
             statics,
+            proxy,
             active: Cell::new(0),
             waits: Rc::new(Waits::default()),
             bufs: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The custom origin a path is routed to, if any.
+    pub fn router_origin(&self, path: &[u8]) -> Option<usize> {
+        match self.router.route(path) {
+            crate::router::Target::Custom(i) => Some(i),
+            crate::router::Target::Static(_) => None,
         }
     }
 

@@ -1,0 +1,226 @@
+//! The caching reverse proxy: origin connections, cache keys, caching policy, stored
+//! metadata, request collapsing and invalidations. The exchange itself lives in
+//! `conn::proxy`.
+
+pub mod fills;
+pub mod key;
+pub mod meta;
+pub mod policy;
+pub mod upstream;
+
+use crate::http::Method;
+use cache_store::{Store, Writer};
+use config::{CacheBehavior, Config};
+use fills::Fills;
+use key::KeyPolicy;
+use policy::Ttls;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use upstream::OriginClient;
+
+/// Process-wide proxy state, shared by every worker (and the admin listener).
+pub struct Shared {
+    pub store: Store,
+    pub fills: Arc<Fills>,
+    /// Bumped by every invalidation: a fill that began before one is not stored.
+    pub epoch: AtomicU64,
+    /// `Via` value: `1.1 <node> (slabfront)`.
+    pub via: String,
+    /// The node name used in `Cache-Status`.
+    pub node: String,
+    pub invalidations: Mutex<Vec<Invalidation>>,
+}
+
+/// One invalidation request, kept for `GET /invalidations/<id>`.
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    pub id: String,
+    pub paths: Vec<String>,
+    pub created: u64,
+    pub completed: bool,
+    pub removed: usize,
+}
+
+impl Shared {
+    pub fn new(store: Store, node: String) -> Self {
+        Shared {
+            store,
+            fills: Arc::new(Fills::default()),
+            epoch: AtomicU64::new(0),
+            via: format!("1.1 {node} (slabfront)"),
+            node,
+            invalidations: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Removes every stored response for these CloudFront invalidation paths (exact paths,
+    /// or a trailing `*` for a prefix; query strings ignored). Durable once it returns.
+    pub fn invalidate(&self, paths: &[String]) -> usize {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut n = 0;
+        for p in paths {
+            let p = p.split('?').next().unwrap_or_default();
+            if p == "*" || p == "/*" {
+                n += self.store.remove_prefix(b"");
+            } else if let Some(prefix) = p.strip_suffix('*') {
+                n += self.store.remove_prefix(prefix.as_bytes());
+            } else {
+                let mut exact = p.as_bytes().to_vec();
+                exact.push(0);
+                n += self.store.remove_prefix(&exact);
+            }
+        }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        n
+    }
+
+    /// Removes every stored response for one URL (`path \0 query \0` prefix).
+    pub fn invalidate_url(&self, url_prefix: &[u8]) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.store.remove_prefix(url_prefix);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A set of methods as a bit mask.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Methods(u16);
+
+impl Methods {
+    pub fn from_names(names: &[String]) -> Self {
+        let mut m = 0;
+        for n in names {
+            m |= match n.to_ascii_uppercase().as_str() {
+                "GET" => bit(Method::Get),
+                "HEAD" => bit(Method::Head),
+                "OPTIONS" => bit(Method::Options),
+                "PUT" => bit(Method::Put),
+                "POST" => bit(Method::Post),
+                "PATCH" => bit(Method::Patch),
+                "DELETE" => bit(Method::Delete),
+                _ => 0,
+            };
+        }
+        Methods(m)
+    }
+
+    pub fn contains(self, m: Method) -> bool {
+        self.0 & bit(m) != 0
+    }
+
+    /// For `Allow` headers.
+    pub fn names(self) -> String {
+        let all = [
+            Method::Get,
+            Method::Head,
+            Method::Options,
+            Method::Put,
+            Method::Post,
+            Method::Patch,
+            Method::Delete,
+        ];
+        let v: Vec<&str> = all
+            .iter()
+            .filter(|m| self.contains(**m))
+            .map(|m| m.as_str())
+            .collect();
+        v.join(", ")
+    }
+}
+
+fn bit(m: Method) -> u16 {
+    1 << (m as u16)
+}
+
+/// A cache behavior, ready for the request path.
+#[derive(Debug, Clone)]
+pub struct BehaviorRt {
+    pub ttls: Ttls,
+    pub allowed: Methods,
+    pub cached: Methods,
+    pub key: KeyPolicy,
+}
+
+impl BehaviorRt {
+    pub fn new(b: &CacheBehavior) -> Self {
+        BehaviorRt {
+            ttls: Ttls {
+                min: b.min_ttl,
+                default: b.default_ttl,
+                max: b.max_ttl,
+            },
+            allowed: Methods::from_names(&b.allowed_methods),
+            cached: Methods::from_names(&b.cached_methods),
+            key: KeyPolicy::new(&b.query_strings, &b.headers, &b.cookies),
+        }
+    }
+}
+
+/// An `[[error_responses]]` entry.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub code: u16,
+    pub page_path: Option<String>,
+    pub response_code: Option<u16>,
+    pub ttl: u64,
+}
+
+/// One worker's proxy state.
+pub struct ProxyWorker {
+    pub shared: Arc<Shared>,
+    /// By origin index; `None` for directory origins.
+    pub origins: Vec<Option<OriginClient>>,
+    /// 0 = the default behavior, `i + 1` = `behaviors[i]`.
+    pub behaviors: Vec<BehaviorRt>,
+    pub errors: Vec<ErrorPage>,
+    /// Appends small objects to this worker's own open segment.
+    pub writer: RefCell<Writer>,
+}
+
+impl ProxyWorker {
+    pub fn new(
+        cfg: &Config,
+        shared: Arc<Shared>,
+        tls: &[Option<Arc<rustls::ClientConfig>>],
+    ) -> Result<Self, String> {
+        let mut origins = Vec::with_capacity(cfg.origins.len());
+        for (i, o) in cfg.origins.iter().enumerate() {
+            origins.push(match &o.domain_name {
+                Some(_) => Some(OriginClient::new(o, tls.get(i).cloned().flatten())?),
+                None => None,
+            });
+        }
+        let mut behaviors = vec![BehaviorRt::new(&cfg.default_cache_behavior)];
+        behaviors.extend(cfg.behaviors.iter().map(BehaviorRt::new));
+        let errors = cfg
+            .error_responses
+            .iter()
+            .map(|e| ErrorPage {
+                code: e.error_code,
+                page_path: e.response_page_path.clone(),
+                response_code: e.response_code,
+                ttl: e.error_caching_min_ttl,
+            })
+            .collect();
+        let writer = RefCell::new(shared.store.writer());
+        Ok(ProxyWorker {
+            shared,
+            origins,
+            behaviors,
+            errors,
+            writer,
+        })
+    }
+
+    pub fn error_page(&self, code: u16) -> Option<&ErrorPage> {
+        self.errors.iter().find(|e| e.code == code)
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

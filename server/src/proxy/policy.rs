@@ -1,0 +1,284 @@
+//! Caching decisions (RFC 9111 with CloudFront's TTL rules), as plain functions over header
+//! values: what a response's TTL is, whether it may be stored, how old a stored one is.
+
+use crate::http::codec::trim;
+
+/// The directives of a `Cache-Control` (or `CDN-Cache-Control`) field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    /// Request only.
+    pub max_stale: Option<u64>,
+    pub min_fresh: Option<u64>,
+    pub only_if_cached: bool,
+}
+
+impl CacheControl {
+    /// Parses every field line given. Unknown directives are ignored; a directive with an
+    /// invalid argument counts as present with the most conservative value.
+    pub fn parse<'a>(values: impl Iterator<Item = &'a [u8]>) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for v in values {
+            for d in split_directives(v) {
+                let (name, arg) = match d.iter().position(|&b| b == b'=') {
+                    Some(i) => (trim(&d[..i]), Some(unquote(trim(&d[i + 1..])))),
+                    None => (d, None),
+                };
+                let secs = || arg.map(parse_delta).unwrap_or(Some(0)).or(Some(0));
+                let name = name.to_ascii_lowercase();
+                match name.as_slice() {
+                    b"no-store" => cc.no_store = true,
+                    b"no-cache" => cc.no_cache = true,
+                    b"private" => cc.private = true,
+                    b"public" => cc.public = true,
+                    b"must-revalidate" => cc.must_revalidate = true,
+                    b"proxy-revalidate" => cc.proxy_revalidate = true,
+                    b"only-if-cached" => cc.only_if_cached = true,
+                    // Duplicates: the first wins for max-age (the least surprising choice is
+                    // the smallest, RFC 9111 §4.2.1 says treat as invalid → stale).
+                    b"max-age" => cc.max_age = min_opt(cc.max_age, secs()),
+                    b"s-maxage" => cc.s_maxage = min_opt(cc.s_maxage, secs()),
+                    b"stale-while-revalidate" => cc.stale_while_revalidate = secs(),
+                    b"stale-if-error" => cc.stale_if_error = secs(),
+                    b"max-stale" => cc.max_stale = Some(arg.and_then(parse_delta).unwrap_or(u64::MAX / 4)),
+                    b"min-fresh" => cc.min_fresh = secs(),
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Splits on commas outside quoted strings.
+fn split_directives(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, &b) in v.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                parts.push(trim(&v[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(trim(&v[start..]));
+    parts.into_iter().filter(|p| !p.is_empty())
+}
+
+fn unquote(v: &[u8]) -> &[u8] {
+    if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+/// A delta-seconds value; overflow saturates (RFC 9111 §1.2.2).
+pub fn parse_delta(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        v.iter()
+            .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .unwrap_or(1 << 31),
+    )
+}
+
+/// Parses an HTTP date into seconds since the epoch.
+pub fn parse_date(v: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(trim(v)).ok()?;
+    let t = httpdate::parse_http_date(s).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// A behavior's TTL bounds (seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Ttls {
+    pub min: u64,
+    pub default: u64,
+    pub max: u64,
+}
+
+/// Statuses that may be cached without explicit freshness (RFC 9110 §15.1).
+pub fn heuristically_cacheable(status: u16) -> bool {
+    matches!(
+        status,
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Statuses this cache stores at all (with explicit freshness, any final status it
+/// understands).
+pub fn understood(status: u16) -> bool {
+    matches!(
+        status,
+        200 | 203
+            | 204
+            | 300
+            | 301
+            | 302
+            | 303
+            | 307
+            | 308
+            | 400
+            | 403
+            | 404
+            | 405
+            | 410
+            | 414
+            | 500
+            | 501
+            | 502
+            | 503
+            | 504
+    )
+}
+
+/// What a response's header values say about caching it.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseFacts {
+    pub status: u16,
+    pub cc: CacheControl,
+    /// `Expires` (seconds since the epoch), `Some(0)` when present but invalid.
+    pub expires: Option<u64>,
+    /// `Date`, or the time received when absent.
+    pub date: u64,
+    pub has_validator: bool,
+    pub vary_star: bool,
+    /// The request carried `Authorization`.
+    pub authorized: bool,
+}
+
+/// The freshness lifetime to store a response with, in seconds, or `None` if it is not
+/// stored. CloudFront's rules: `s-maxage`, else `max-age`, else `Expires` decide, clamped to
+/// [min, max]; with none of them, `default` (for statuses the RFC lets a cache assign
+/// heuristic freshness to); `no-store`, `private` and `no-cache` prevent storing unless
+/// `min` > 0, which then applies.
+pub fn ttl(f: &ResponseFacts, t: Ttls) -> Option<u64> {
+    if f.vary_star || !understood(f.status) {
+        return None;
+    }
+    let cc = &f.cc;
+    if f.authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+        return None;
+    }
+    if cc.no_store || cc.private || cc.no_cache {
+        return (t.min > 0).then_some(t.min);
+    }
+    let explicit = cc.s_maxage.or(cc.max_age).or_else(|| {
+        f.expires
+            .map(|e| if e == 0 { 0 } else { e.saturating_sub(f.date) })
+    });
+    match explicit {
+        Some(s) => Some(s.clamp(t.min, t.max)),
+        None if heuristically_cacheable(f.status) || cc.public => Some(t.default.clamp(t.min, t.max)),
+        None if t.min > 0 => Some(t.min),
+        None => None,
+    }
+}
+
+/// Age bookkeeping of RFC 9111 §4.2.3, in milliseconds.
+pub fn initial_age_ms(age_header: Option<u64>, date_secs: u64, request_ms: u64, response_ms: u64) -> u64 {
+    let apparent = response_ms.saturating_sub(date_secs * 1000);
+    let corrected = age_header.unwrap_or(0) * 1000 + response_ms.saturating_sub(request_ms);
+    apparent.max(corrected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(s: &str) -> CacheControl {
+        CacheControl::parse(std::iter::once(s.as_bytes()))
+    }
+
+    fn facts(status: u16, c: &str) -> ResponseFacts {
+        ResponseFacts {
+            status,
+            cc: cc(c),
+            date: 1000,
+            ..Default::default()
+        }
+    }
+
+    const T: Ttls = Ttls {
+        min: 0,
+        default: 86400,
+        max: 31_536_000,
+    };
+
+    #[test]
+    fn parses_directives() {
+        let c = cc("public, max-age=60, s-maxage=\"30\", stale-while-revalidate=5, no-transform");
+        assert!(c.public);
+        assert_eq!(c.max_age, Some(60));
+        assert_eq!(c.s_maxage, Some(30));
+        assert_eq!(c.stale_while_revalidate, Some(5));
+        let c = cc("max-age=abc");
+        assert_eq!(c.max_age, Some(0));
+        let c = cc("private=\"a, b\", no-cache");
+        assert!(c.private && c.no_cache);
+        assert_eq!(cc("max-age=99999999999999999999").max_age, Some(1 << 31));
+        assert_eq!(cc("MAX-AGE=5").max_age, Some(5));
+    }
+
+    #[test]
+    fn cloudfront_ttls() {
+        assert_eq!(ttl(&facts(200, "max-age=60"), T), Some(60));
+        assert_eq!(ttl(&facts(200, "max-age=60, s-maxage=10"), T), Some(10));
+        assert_eq!(ttl(&facts(200, ""), T), Some(86400));
+        assert_eq!(ttl(&facts(302, ""), T), None);
+        assert_eq!(ttl(&facts(302, "max-age=5"), T), Some(5));
+        assert_eq!(ttl(&facts(200, "no-store"), T), None);
+        assert_eq!(ttl(&facts(200, "private, max-age=60"), T), None);
+        let t = Ttls {
+            min: 30,
+            default: 60,
+            max: 100,
+        };
+        assert_eq!(ttl(&facts(200, "no-cache"), t), Some(30));
+        assert_eq!(ttl(&facts(200, "max-age=5"), t), Some(30));
+        assert_eq!(ttl(&facts(200, "max-age=500"), t), Some(100));
+        let mut f = facts(200, "");
+        f.expires = Some(1100);
+        assert_eq!(ttl(&f, T), Some(100));
+        f.expires = Some(0);
+        assert_eq!(ttl(&f, T), Some(0));
+        let mut f = facts(200, "max-age=60");
+        f.authorized = true;
+        assert_eq!(ttl(&f, T), None);
+        f.cc.public = true;
+        assert_eq!(ttl(&f, T), Some(60));
+        let mut f = facts(200, "max-age=60");
+        f.vary_star = true;
+        assert_eq!(ttl(&f, T), None);
+    }
+
+    #[test]
+    fn ages() {
+        // Date 10 s before the response arrived, Age 3, 1 s of delay.
+        assert_eq!(initial_age_ms(Some(3), 100, 109_000, 110_000), 10_000);
+        assert_eq!(initial_age_ms(Some(30), 100, 109_000, 110_000), 31_000);
+        assert_eq!(initial_age_ms(None, 200, 109_000, 110_000), 1_000);
+    }
+}
