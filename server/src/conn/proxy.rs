@@ -258,6 +258,12 @@ impl Conn {
             }
         }
         let plan = plan_store(px, b, keyed, req, &resp, request_ms, epoch);
+        tracing::debug!(
+            target_ = %String::from_utf8_lossy(&keyed.target),
+            status = resp.status,
+            storable = plan.is_some(),
+            "origin answered"
+        );
         let leader = match (leader, plan.is_some()) {
             (Some(l), true) => Some(l),
             (Some(l), false) => {
@@ -283,7 +289,7 @@ impl Conn {
     async fn relay(
         &mut self,
         req: &Request,
-        mut up: UpConn,
+        up: UpConn,
         client: &OriginClient,
         resp: Head,
         plan: Option<StorePlan>,
@@ -347,7 +353,7 @@ impl Conn {
             (Some(_), Some(n)) if n > BUFFERED_MAX => Some(px.shared.store.writer()),
             _ => None,
         };
-        let mut handle = match (&plan, big_writer.as_mut()) {
+        let handle = match (&plan, big_writer.as_mut()) {
             (Some(p), Some(wr)) => match wr.begin(&p.key, &p.meta.encode(), p.expires_at, known_len) {
                 Ok(h) => Some(h),
                 Err(e) => {
@@ -359,12 +365,13 @@ impl Conn {
             _ => None,
         };
         let big = handle.is_some();
-        if self.out.len() > 0 && (reader.is_done() || head_only) {
-            // Nothing more for the viewer than the head.
-        }
         let mut head_sent = false;
+        let mut leader = leader;
+        let mut handle = handle;
+        let mut up = Some(up);
         loop {
-            let piece = match reader.next(&mut up, client.read_timeout).await {
+            let Some(conn) = up.as_mut() else { break };
+            let piece = match reader.next(conn, client.read_timeout).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(origin = %client.id, error = %e, "origin response cut short; not stored");
@@ -380,7 +387,7 @@ impl Conn {
                     return Err(End::Gone);
                 }
             };
-            let last = piece.is_empty();
+            let last = piece.is_empty() || reader.is_done();
             if plan.is_some() && !piece.is_empty() {
                 if let Some(h) = handle.as_mut() {
                     if let Err(e) = h.write(&piece) {
@@ -397,18 +404,33 @@ impl Conn {
                     }
                 }
             }
+            if last {
+                // Complete: stored before the viewer sees its last byte, so that a request it
+                // sends next finds it.
+                if let Some(p) = plan.take() {
+                    let stored = commit(px, &p, handle.take(), &buffered);
+                    tracing::debug!(key = %String::from_utf8_lossy(&p.key), stored, "fill complete");
+                    if let Some(l) = leader.take() {
+                        l.finish(if stored { STORED } else { NOT_STORED });
+                    }
+                }
+                if let Some(conn) = up.take().filter(|_| resp.keep_alive) {
+                    client.checkin(conn);
+                }
+            }
             if viewer_ok && !head_only && body_allowed {
                 let mut framed_head = std::mem::take(&mut self.out);
                 let body = if to_viewer_chunked {
-                    if last {
-                        framed_head.extend_from_slice(b"0\r\n\r\n");
-                        Bytes::new()
-                    } else {
+                    let mut p = Vec::with_capacity(piece.len() + 16);
+                    if !piece.is_empty() {
                         framed_head.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                        let mut p = piece;
+                        p = piece;
                         p.extend_from_slice(b"\r\n");
-                        Bytes::from(p)
                     }
+                    if last {
+                        p.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    Bytes::from(p)
                 } else {
                     Bytes::from(piece)
                 };
@@ -421,8 +443,7 @@ impl Conn {
                     }
                 }
             } else if viewer_ok && !head_sent {
-                if let Err(e) = self.flush().await {
-                    let _ = e;
+                if self.flush().await.is_err() {
                     viewer_ok = false;
                 }
                 head_sent = true;
@@ -433,34 +454,6 @@ impl Conn {
             }
             if last {
                 break;
-            }
-        }
-        if resp.keep_alive {
-            client.checkin(up);
-        }
-        // Complete: store it (unless an invalidation ran meanwhile).
-        if let Some(p) = plan {
-            let epoch_now = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
-            let stored = if epoch_now != p.epoch {
-                false
-            } else {
-                let ok = match handle {
-                    Some(h) => h.finish().is_ok(),
-                    None => px
-                        .writer
-                        .borrow_mut()
-                        .insert(&p.key, &p.meta.encode(), &buffered, p.expires_at)
-                        .is_ok(),
-                };
-                if ok {
-                    if let Some((k, m, exp)) = &p.stub {
-                        let _ = px.writer.borrow_mut().insert(k, &m.encode(), &[], *exp);
-                    }
-                }
-                ok
-            };
-            if let Some(l) = leader {
-                l.finish(if stored { STORED } else { NOT_STORED });
             }
         }
         if !viewer_ok {
@@ -563,10 +556,10 @@ impl Conn {
             Method::Post | Method::Put | Method::Patch | Method::Delete
         ) && resp.status < 400
         {
-            px.shared.invalidate_url(&keyed.url_prefix);
+            px.shared.invalidate_prefix(&keyed.url_prefix);
             for h in ["location", "content-location"] {
                 if let Some(prefix) = resp.header(h).and_then(|v| same_host_url_prefix(v, req)) {
-                    px.shared.invalidate_url(&prefix);
+                    px.shared.invalidate_prefix(&prefix);
                 }
             }
         }
@@ -857,6 +850,39 @@ fn content_type_of(m: &Meta) -> String {
     m.header("content-type")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// Makes a complete fill visible (unless an invalidation ran meanwhile).
+fn commit(
+    px: &ProxyWorker,
+    p: &StorePlan,
+    handle: Option<cache_store::WriteHandle<'_>>,
+    buffered: &[u8],
+) -> bool {
+    px.shared
+        .commit_unless_invalidated(&p.key, p.epoch, || commit_now(px, p, handle, buffered))
+}
+
+fn commit_now(
+    px: &ProxyWorker,
+    p: &StorePlan,
+    handle: Option<cache_store::WriteHandle<'_>>,
+    buffered: &[u8],
+) -> bool {
+    let ok = match handle {
+        Some(h) => h.finish().is_ok(),
+        None => px
+            .writer
+            .borrow_mut()
+            .insert(&p.key, &p.meta.encode(), buffered, p.expires_at)
+            .is_ok(),
+    };
+    if ok {
+        if let Some((k, m, exp)) = &p.stub {
+            let _ = px.writer.borrow_mut().insert(k, &m.encode(), &[], *exp);
+        }
+    }
+    ok
 }
 
 /// Headers a 304 carries (RFC 9110 §15.4.5).
@@ -1372,8 +1398,11 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
             return;
         };
         m.vary = meta.vary.clone();
-        if px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch {
-            let _ = px.writer.borrow_mut().insert(&key, &m.encode(), &body, exp);
-        }
+        px.shared.commit_unless_invalidated(&key, epoch, || {
+            px.writer
+                .borrow_mut()
+                .insert(&key, &m.encode(), &body, exp)
+                .is_ok()
+        });
     });
 }

@@ -23,8 +23,11 @@ use upstream::OriginClient;
 pub struct Shared {
     pub store: Store,
     pub fills: Arc<Fills>,
-    /// Bumped by every invalidation: a fill that began before one is not stored.
+    /// Sequence number of the latest invalidation.
     pub epoch: AtomicU64,
+    /// Recent invalidations (sequence, key prefix). A fill that began before one of them and
+    /// whose key it covers is not stored; commits and registrations take this lock.
+    recent: Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>,
     /// `Via` value: `1.1 <node> (slabfront)`.
     pub via: String,
     /// The node name used in `Cache-Status`.
@@ -48,6 +51,7 @@ impl Shared {
             store,
             fills: Arc::new(Fills::default()),
             epoch: AtomicU64::new(0),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             via: format!("1.1 {node} (slabfront)"),
             node,
             invalidations: Mutex::new(Vec::new()),
@@ -57,31 +61,57 @@ impl Shared {
     /// Removes every stored response for these CloudFront invalidation paths (exact paths,
     /// or a trailing `*` for a prefix; query strings ignored). Durable once it returns.
     pub fn invalidate(&self, paths: &[String]) -> usize {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut n = 0;
         for p in paths {
             let p = p.split('?').next().unwrap_or_default();
-            if p == "*" || p == "/*" {
-                n += self.store.remove_prefix(b"");
+            let prefix = if p == "*" || p == "/*" {
+                Vec::new()
             } else if let Some(prefix) = p.strip_suffix('*') {
-                n += self.store.remove_prefix(prefix.as_bytes());
+                prefix.as_bytes().to_vec()
             } else {
                 let mut exact = p.as_bytes().to_vec();
                 exact.push(0);
-                n += self.store.remove_prefix(&exact);
-            }
+                exact
+            };
+            n += self.invalidate_prefix(&prefix);
         }
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         n
     }
 
-    /// Removes every stored response for one URL (`path \0 query \0` prefix).
-    pub fn invalidate_url(&self, url_prefix: &[u8]) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.store.remove_prefix(url_prefix);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+    /// Removes every stored response whose key starts with `prefix`; fills in progress for
+    /// those keys will not be stored.
+    pub fn invalidate_prefix(&self, prefix: &[u8]) -> usize {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            recent.push_back((seq, prefix.to_vec()));
+            while recent.len() > RECENT_INVALIDATIONS {
+                recent.pop_front();
+            }
+        }
+        self.store.remove_prefix(prefix)
+    }
+
+    /// Runs `commit` unless an invalidation since `epoch` covers `key` (then false).
+    pub fn commit_unless_invalidated(&self, key: &[u8], epoch: u64, commit: impl FnOnce() -> bool) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.epoch.load(Ordering::SeqCst);
+        if now != epoch {
+            let oldest = recent.front().map_or(u64::MAX, |(s, _)| *s);
+            // Older than what is remembered: be safe.
+            if oldest > epoch + 1 {
+                return false;
+            }
+            if recent.iter().any(|(s, p)| *s > epoch && key.starts_with(p)) {
+                return false;
+            }
+        }
+        commit()
     }
 }
+
+/// Invalidations remembered for fills in progress.
+const RECENT_INVALIDATIONS: usize = 4096;
 
 /// A set of methods as a bit mask.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
