@@ -490,8 +490,3 @@ fn accepted_encodings(req: &Request) -> (f32, f32) {
     }
     (br.or(star).unwrap_or(0.0), gz.or(star).unwrap_or(0.0))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}

@@ -26,7 +26,10 @@ use std::time::Instant;
 /// their own as they arrive.
 const BUFFERED_MAX: u64 = 4 << 20;
 /// How long a stale object with validators is kept for revalidation beyond its freshness.
-const KEEP_FOR_REVALIDATION: u64 = 86_400;
+const KEEP_STALE: u64 = 86_400;
+/// This cache's device token for `Surrogate-Control` targets.
+const SURROGATE_TOKEN: &str = "slabfront";
+const SURROGATE_CAPABILITY: &[u8] = b"slabfront=\"Surrogate/1.0\"";
 
 /// A stored response found for a request.
 struct Found {
@@ -105,7 +108,8 @@ impl Conn {
             );
             return Ok(keep_alive);
         };
-        if !b.allowed.contains(req.method) {
+        let extension = req.method == Method::Other && b.allowed.is_all();
+        if !b.allowed.contains(req.method) && !extension {
             self.read_body(req).await?;
             let allow = b.allowed.names();
             simple(
@@ -208,7 +212,7 @@ impl Conn {
             )
         });
         let head = request_head(
-            Method::Get,
+            b"GET",
             keyed,
             client,
             &px.shared.via,
@@ -369,13 +373,13 @@ impl Conn {
         let mut leader = leader;
         let mut handle = handle;
         let mut up = Some(up);
-        loop {
-            let Some(conn) = up.as_mut() else { break };
+        while let Some(conn) = up.as_mut() {
             let piece = match reader.next(conn, client.read_timeout).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(origin = %client.id, error = %e, "origin response cut short; not stored");
-                    drop(handle);
+                    // The write handle is never finished: the partial object stays invisible
+                    // and its space is reused.
                     if !head_sent {
                         // Nothing of it reached the viewer: a clean 502 instead.
                         self.out.clear();
@@ -481,7 +485,7 @@ impl Conn {
             BodyKind::Chunked => Some(None),
         };
         let head = request_head(
-            req.method,
+            req.method_name(),
             keyed,
             client,
             &px.shared.via,
@@ -551,11 +555,12 @@ impl Conn {
         resp: Head,
         keep_alive: bool,
     ) -> Result<bool, End> {
-        if matches!(
+        // Unsafe methods, and those whose safety is unknown (RFC 9111 §4.4).
+        let unsafe_method = !matches!(
             req.method,
-            Method::Post | Method::Put | Method::Patch | Method::Delete
-        ) && resp.status < 400
-        {
+            Method::Get | Method::Head | Method::Options | Method::Trace
+        );
+        if unsafe_method && resp.status < 400 {
             px.shared.invalidate_prefix(&keyed.url_prefix);
             for h in ["location", "content-location"] {
                 if let Some(prefix) = resp.header(h).and_then(|v| same_host_url_prefix(v, req)) {
@@ -653,7 +658,11 @@ impl Conn {
         let mut status = m.status;
         let mut range = None;
         if status == 200 {
-            let lm = m.header("last-modified").and_then(policy::parse_date);
+            // Without Last-Modified, the Date stands in (RFC 9111 §4.3.2).
+            let lm = m
+                .header("last-modified")
+                .or_else(|| m.header("date"))
+                .and_then(policy::parse_date);
             match evaluate(req, m.header("etag"), lm) {
                 Precondition::NotModified => status = 304,
                 Precondition::Failed => status = 412,
@@ -695,7 +704,7 @@ impl Conn {
             if status == 304 && !kept_on_304(n) {
                 continue;
             }
-            if n.eq_ignore_ascii_case("age") || n.eq_ignore_ascii_case("cdn-cache-control") {
+            if n.eq_ignore_ascii_case("age") || targeted(&n.to_ascii_lowercase()) {
                 continue;
             }
             if n.eq_ignore_ascii_case("content-range") && range.is_some() {
@@ -731,7 +740,7 @@ impl Conn {
                 None
             }
             (304, _) => None,
-            (s, _) if s == 204 => None,
+            (204, _) => None,
             _ => {
                 push_header(out, "Content-Length", itoa::Buffer::new().format(len).as_bytes());
                 Some((0, len as usize))
@@ -885,6 +894,19 @@ fn commit_now(
     ok
 }
 
+/// Headers that describe the stored body: a 304 does not replace them.
+fn kept_from_stored(n: &str) -> bool {
+    [
+        "content-length",
+        "content-encoding",
+        "content-md5",
+        "content-range",
+        "etag",
+    ]
+    .iter()
+    .any(|k| n.eq_ignore_ascii_case(k))
+}
+
 /// Headers a 304 carries (RFC 9110 §15.4.5).
 fn kept_on_304(n: &str) -> bool {
     [
@@ -941,37 +963,49 @@ fn request_value(req: &Request, name: &str) -> Option<Vec<u8>> {
 /// (RFC 9213) when present, else `Cache-Control`.
 fn response_cc(m: &Meta) -> CacheControl {
     if m.header("cdn-cache-control").is_some() {
-        CacheControl::parse(m.header_values("cdn-cache-control"))
-    } else {
-        CacheControl::parse(m.header_values("cache-control"))
+        return CacheControl::parse(m.header_values("cdn-cache-control"));
     }
+    CacheControl::parse_surrogate(m.header_values("surrogate-control"), SURROGATE_TOKEN)
+        .unwrap_or_else(|| CacheControl::parse(m.header_values("cache-control")))
 }
 
+/// The caching directives of a response: `CDN-Cache-Control` (RFC 9213), else the
+/// `Surrogate-Control` directives aimed at this cache, else `Cache-Control`.
 fn head_cc(h: &Head) -> CacheControl {
     if h.header("cdn-cache-control").is_some() {
-        CacheControl::parse(h.header_values("cdn-cache-control"))
-    } else {
-        CacheControl::parse(h.header_values("cache-control"))
+        return CacheControl::parse(h.header_values("cdn-cache-control"));
     }
+    CacheControl::parse_surrogate(h.header_values("surrogate-control"), SURROGATE_TOKEN)
+        .unwrap_or_else(|| CacheControl::parse(h.header_values("cache-control")))
 }
 
+/// Targeted caching headers are for this cache only: never sent downstream.
+fn targeted(lname: &str) -> bool {
+    lname == "cdn-cache-control" || lname == "surrogate-control"
+}
+
+/// Whether a stale copy may stand in for an origin that failed: as CloudFront does, unless
+/// the response forbids serving it stale (must-revalidate, proxy-revalidate, s-maxage,
+/// no-cache); `stale-if-error` bounds how stale.
 fn stale_if_error_allows(m: &Meta) -> bool {
     let cc = response_cc(m);
-    if cc.must_revalidate || cc.proxy_revalidate || cc.no_cache {
+    if cc.must_revalidate || cc.proxy_revalidate || cc.no_cache || cc.s_maxage.is_some() {
         return false;
     }
     let stale_for = m.age_ms(now_ms()).saturating_sub(m.lifetime_ms);
-    cc.stale_if_error.is_some_and(|s| stale_for < s * 1000)
+    cc.stale_if_error.is_none_or(|s| stale_for < s * 1000)
 }
 
 /// End-to-end headers of an origin response, as stored.
-fn stored_headers(h: &Head) -> Vec<(String, Vec<u8>)> {
+/// `Set-Cookie` is kept only when the behavior forwards cookies (as CloudFront does): a
+/// response to one viewer's cookies is never replayed to viewers whose cookies were not seen.
+fn stored_headers(h: &Head, b: &BehaviorRt) -> Vec<(String, Vec<u8>)> {
     let conn = connection_names(h.header_values("connection"));
     h.headers
         .iter()
         .filter(|(n, _)| {
             let l = n.to_ascii_lowercase();
-            !hop_by_hop(&l) && !conn.contains(&l) && l != "set-cookie" && l != "age"
+            !hop_by_hop(&l) && !conn.contains(&l) && (l != "set-cookie" || b.store_set_cookie) && l != "age"
         })
         .cloned()
         .collect()
@@ -1011,20 +1045,20 @@ fn meta_for(
         }
         _ => policy::ttl(&facts, b.ttls)?,
     };
-    let age_header = h
-        .header("age")
-        .and_then(|v| policy::parse_delta(crate::http::codec::trim(v)));
+    // One Age line holding one non-negative integer; anything else makes it stale.
+    let mut ages = h.header_values("age");
+    let age_header = match (ages.next(), ages.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(policy::parse_delta(crate::http::codec::trim(v)).unwrap_or(1 << 31)),
+        (Some(_), Some(_)) => Some(1 << 31),
+    };
     let initial_age_ms = policy::initial_age_ms(age_header, date, request_ms, now);
     let lifetime_ms = ttl.saturating_mul(1000);
     let keep = cc
         .stale_while_revalidate
         .unwrap_or(0)
         .max(cc.stale_if_error.unwrap_or(0))
-        + if facts.has_validator {
-            KEEP_FOR_REVALIDATION
-        } else {
-            0
-        };
+        .max(KEEP_STALE);
     let remaining = lifetime_ms.saturating_sub(initial_age_ms) / 1000;
     if remaining == 0 && keep == 0 {
         return None;
@@ -1064,7 +1098,7 @@ fn plan_store(
         return None;
     }
     let authorized = req.header("authorization").is_some();
-    let (meta, expires_at) = meta_for(px, b, h, stored_headers(h), authorized, request_ms)?;
+    let (meta, expires_at) = meta_for(px, b, h, stored_headers(h, b), authorized, request_ms)?;
     if meta.vary.is_empty() {
         return Some(StorePlan {
             key: keyed.key.clone(),
@@ -1102,18 +1136,12 @@ fn refresh_stored(
     epoch: u64,
 ) -> Found {
     let mut headers = f.meta.headers.clone();
-    let fresh = stored_headers(resp);
+    let fresh = stored_headers(resp, b);
+    let fresh: Vec<_> = fresh.into_iter().filter(|(n, _)| !kept_from_stored(n)).collect();
     for (n, _) in &fresh {
-        if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("content-encoding") {
-            continue;
-        }
         headers.retain(|(old, _)| !old.eq_ignore_ascii_case(n));
     }
-    for (n, v) in fresh {
-        if !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("content-encoding") {
-            headers.push((n, v));
-        }
-    }
+    headers.extend(fresh);
     let mut merged = resp.clone();
     merged.status = f.meta.status;
     merged.headers = headers.clone();
@@ -1169,18 +1197,21 @@ fn same_host_url_prefix(v: &[u8], req: &Request) -> Option<Vec<u8>> {
     Some(p)
 }
 
+/// A stored response's `ETag` and `Last-Modified`, for a conditional request.
+type Validators = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The request head sent to the origin.
 fn request_head(
-    method: Method,
+    method: &[u8],
     keyed: &Keyed,
     client: &OriginClient,
     via: &str,
     peer: Option<std::net::SocketAddr>,
-    validators: Option<&(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    validators: Option<&Validators>,
     body: Option<Option<u64>>,
 ) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
-    h.extend_from_slice(method.as_str().as_bytes());
+    h.extend_from_slice(method);
     h.push(b' ');
     h.extend_from_slice(&keyed.target);
     h.extend_from_slice(b" HTTP/1.1\r\n");
@@ -1217,6 +1248,7 @@ fn request_head(
         None => via.as_bytes().to_vec(),
     };
     push_header(&mut h, "Via", &via_v);
+    push_header(&mut h, "Surrogate-Capability", SURROGATE_CAPABILITY);
     if let Some((etag, lm)) = validators {
         if let Some(e) = etag {
             push_header(&mut h, "If-None-Match", e);
@@ -1257,7 +1289,7 @@ fn write_origin_head(
     let mut has_date = false;
     for (n, v) in &resp.headers {
         let l = n.to_ascii_lowercase();
-        if hop_by_hop(&l) || conn.contains(&l) || l == "cdn-cache-control" {
+        if hop_by_hop(&l) || conn.contains(&l) || targeted(&l) {
             continue;
         }
         if l == "via" {
@@ -1361,7 +1393,7 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
             meta.header("last-modified").map(<[u8]>::to_vec),
         );
         let head = request_head(
-            Method::Get,
+            b"GET",
             &keyed,
             client,
             &px.shared.via,
@@ -1394,7 +1426,7 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
         if resp.keep_alive {
             client.checkin(up);
         }
-        let Some((mut m, exp)) = meta_for(px, b, &resp, stored_headers(&resp), false, request_ms) else {
+        let Some((mut m, exp)) = meta_for(px, b, &resp, stored_headers(&resp, b), false, request_ms) else {
             return;
         };
         m.vary = meta.vary.clone();

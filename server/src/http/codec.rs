@@ -86,6 +86,12 @@ pub struct Request {
 }
 
 impl Request {
+    /// The method as sent.
+    pub fn method_name(&self) -> &[u8] {
+        let end = self.head.iter().position(|&b| b == b' ').unwrap_or(0);
+        &self.head[..end]
+    }
+
     /// The request target as sent.
     pub fn target(&self) -> &[u8] {
         &self.head[self.target.clone()]

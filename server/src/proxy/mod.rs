@@ -135,6 +135,11 @@ impl Methods {
         Methods(m)
     }
 
+    /// All seven methods: then extension methods pass through too.
+    pub fn is_all(self) -> bool {
+        self.0.count_ones() == 7
+    }
+
     pub fn contains(self, m: Method) -> bool {
         self.0 & bit(m) != 0
     }
@@ -167,6 +172,8 @@ fn bit(m: Method) -> u16 {
 #[derive(Debug, Clone)]
 pub struct BehaviorRt {
     pub ttls: Ttls,
+    /// Cookies reach the origin, so `Set-Cookie` may be stored with the response.
+    pub store_set_cookie: bool,
     pub allowed: Methods,
     pub cached: Methods,
     pub key: KeyPolicy,
@@ -180,6 +187,7 @@ impl BehaviorRt {
                 default: b.default_ttl,
                 max: b.max_ttl,
             },
+            store_set_cookie: b.cookies != config::KeyPart::None,
             allowed: Methods::from_names(&b.allowed_methods),
             cached: Methods::from_names(&b.cached_methods),
             key: KeyPolicy::new(&b.query_strings, &b.headers, &b.cookies),

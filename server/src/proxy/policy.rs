@@ -20,6 +20,7 @@ pub struct CacheControl {
     pub max_stale: Option<u64>,
     pub min_fresh: Option<u64>,
     pub only_if_cached: bool,
+    pub must_understand: bool,
 }
 
 impl CacheControl {
@@ -29,8 +30,48 @@ impl CacheControl {
         let mut cc = CacheControl::default();
         for v in values {
             for d in split_directives(v) {
+                cc.apply(d);
+            }
+        }
+        cc
+    }
+
+    /// `Surrogate-Control` (Edge Architecture Specification 1.0): the directives without a
+    /// target, and those whose `;target` is `me`. `None` when none apply.
+    pub fn parse_surrogate<'a>(values: impl Iterator<Item = &'a [u8]>, me: &str) -> Option<CacheControl> {
+        let mut cc = CacheControl::default();
+        let mut any = false;
+        for v in values {
+            for d in split_directives(v) {
+                let (d, target) = match d.iter().position(|&b| b == b';') {
+                    Some(i) => (&d[..i], Some(trim(&d[i + 1..]))),
+                    None => (d, None),
+                };
+                if target.is_none_or(|t| t.eq_ignore_ascii_case(me.as_bytes())) {
+                    any = true;
+                    cc.apply(d);
+                }
+            }
+        }
+        any.then_some(cc)
+    }
+
+    /// One directive. No whitespace is allowed around `=` (RFC 9111 §5.2): a directive
+    /// written with it is ignored.
+    fn apply(&mut self, d: &[u8]) {
+        let cc = self;
+        {
+            {
                 let (name, arg) = match d.iter().position(|&b| b == b'=') {
-                    Some(i) => (trim(&d[..i]), Some(unquote(trim(&d[i + 1..])))),
+                    Some(i) => {
+                        let (n, a) = (&d[..i], &d[i + 1..]);
+                        if n.last().is_some_and(|c| c.is_ascii_whitespace())
+                            || a.first().is_some_and(|c| c.is_ascii_whitespace())
+                        {
+                            return;
+                        }
+                        (n, Some(unquote(a)))
+                    }
                     None => (d, None),
                 };
                 let secs = || arg.map(parse_delta).unwrap_or(Some(0)).or(Some(0));
@@ -51,11 +92,11 @@ impl CacheControl {
                     b"stale-if-error" => cc.stale_if_error = secs(),
                     b"max-stale" => cc.max_stale = Some(arg.and_then(parse_delta).unwrap_or(u64::MAX / 4)),
                     b"min-fresh" => cc.min_fresh = secs(),
+                    b"must-understand" => cc.must_understand = true,
                     _ => {}
                 }
             }
         }
-        cc
     }
 }
 
@@ -175,14 +216,21 @@ pub struct ResponseFacts {
 /// heuristic freshness to); `no-store`, `private` and `no-cache` prevent storing unless
 /// `min` > 0, which then applies.
 pub fn ttl(f: &ResponseFacts, t: Ttls) -> Option<u64> {
-    if f.vary_star || !understood(f.status) {
+    let cc = &f.cc;
+    if f.vary_star || !(200..600).contains(&f.status) || matches!(f.status, 206 | 304) {
         return None;
     }
-    let cc = &f.cc;
+    if cc.must_understand {
+        if !understood(f.status) {
+            return None;
+        }
+    } else if cc.no_store {
+        return (t.min > 0).then_some(t.min);
+    }
     if f.authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return None;
     }
-    if cc.no_store || cc.private || cc.no_cache {
+    if cc.private || cc.no_cache {
         return (t.min > 0).then_some(t.min);
     }
     let explicit = cc.s_maxage.or(cc.max_age).or_else(|| {
@@ -240,6 +288,15 @@ mod tests {
         assert!(c.private && c.no_cache);
         assert_eq!(cc("max-age=99999999999999999999").max_age, Some(1 << 31));
         assert_eq!(cc("MAX-AGE=5").max_age, Some(5));
+        assert_eq!(cc("max-age =5").max_age, None);
+        assert_eq!(cc("max-age= 5").max_age, None);
+        let sc = |v: &str| CacheControl::parse_surrogate(std::iter::once(v.as_bytes()), "edge");
+        assert_eq!(sc("max-age=60;edge").and_then(|c| c.max_age), Some(60));
+        assert_eq!(sc("max-age=60;other"), None);
+        assert_eq!(
+            sc("no-store, max-age=5;other").map(|c| (c.no_store, c.max_age)),
+            Some((true, None))
+        );
     }
 
     #[test]
@@ -248,6 +305,13 @@ mod tests {
         assert_eq!(ttl(&facts(200, "max-age=60, s-maxage=10"), T), Some(10));
         assert_eq!(ttl(&facts(200, ""), T), Some(86400));
         assert_eq!(ttl(&facts(302, ""), T), None);
+        assert_eq!(ttl(&facts(299, "max-age=5"), T), Some(5));
+        assert_eq!(ttl(&facts(299, "max-age=5, must-understand, no-store"), T), None);
+        assert_eq!(
+            ttl(&facts(200, "max-age=5, must-understand, no-store"), T),
+            Some(5)
+        );
+        assert_eq!(ttl(&facts(206, "max-age=5"), T), None);
         assert_eq!(ttl(&facts(302, "max-age=5"), T), Some(5));
         assert_eq!(ttl(&facts(200, "no-store"), T), None);
         assert_eq!(ttl(&facts(200, "private, max-age=60"), T), None);
