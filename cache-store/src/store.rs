@@ -734,7 +734,28 @@ impl Writer {
         let mut crc = crc32fast::Hasher::new();
         crc.update(key);
         Ok(WriteHandle {
-            w: self,
+            w: WriterRef::Borrowed(self),
+            start,
+            hdr,
+            crc,
+            expires_at,
+        })
+    }
+
+    /// Like [`begin`](Self::begin), with a handle that owns this writer (and its open run,
+    /// which is sealed when the handle is dropped).
+    pub fn begin_owned(
+        self,
+        key: &[u8],
+        meta: &[u8],
+        expires_at: u64,
+        size_hint: Option<u64>,
+    ) -> Result<WriteHandle<'static>> {
+        let mut owned = Box::new(self);
+        let h = owned.begin(key, meta, expires_at, size_hint)?;
+        let (start, hdr, crc, expires_at) = (h.start, h.hdr, h.crc, h.expires_at);
+        Ok(WriteHandle {
+            w: WriterRef::Owned(owned),
             start,
             hdr,
             crc,
@@ -858,9 +879,35 @@ impl Writer {
     }
 }
 
+/// The writer a handle appends with: borrowed, or owned by the handle (for an object that is
+/// written over a long time by a task that has no writer of its own).
+enum WriterRef<'w> {
+    Borrowed(&'w mut Writer),
+    Owned(Box<Writer>),
+}
+
+impl std::ops::Deref for WriterRef<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        match self {
+            WriterRef::Borrowed(w) => w,
+            WriterRef::Owned(w) => w,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriterRef<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        match self {
+            WriterRef::Borrowed(w) => w,
+            WriterRef::Owned(w) => w,
+        }
+    }
+}
+
 /// An object being written. Dropping it without [`finish`](Self::finish) aborts it.
 pub struct WriteHandle<'w> {
-    w: &'w mut Writer,
+    w: WriterRef<'w>,
     start: u64,
     hdr: EntryHeader,
     crc: crc32fast::Hasher,

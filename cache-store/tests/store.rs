@@ -233,3 +233,30 @@ fn eviction_reclaims_space_and_keeps_hot_objects() {
         }
     }
 }
+
+#[test]
+fn handles_that_own_their_writer_stream_large_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 64 * MIB, MIB)).unwrap();
+    let big = body(9, 5 * MIB as usize + 123);
+    let mut h = s.writer().begin_owned(b"/big", b"m", u64::MAX, None).unwrap();
+    for piece in big.chunks(70_000) {
+        h.write(piece).unwrap();
+    }
+    assert!(s.get(b"/big").is_none(), "not visible before finish");
+    h.finish().unwrap();
+    let g = s.get(b"/big").unwrap();
+    assert!(g.body() == &big[..]);
+    assert_eq!(g.meta(), b"m");
+    // Dropped unfinished: never visible.
+    let mut h = s
+        .writer()
+        .begin_owned(b"/aborted", b"", u64::MAX, Some(3 * MIB))
+        .unwrap();
+    h.write(&big[..MIB as usize]).unwrap();
+    drop(h);
+    assert!(s.get(b"/aborted").is_none());
+    // Small objects still go through a shared writer alongside.
+    s.writer().insert(b"/small", b"", b"x", u64::MAX).unwrap();
+    assert_eq!(s.get(b"/small").unwrap().body(), b"x");
+}

@@ -5,6 +5,7 @@
 //! This crate turns a validated [`config::Config`] into running workers: [`Server::start`]
 //! binds, spawns and returns a handle; [`Server::wait`] blocks until a stop signal and drains.
 
+pub mod admin;
 pub mod conn;
 pub mod error;
 pub mod http;
@@ -186,6 +187,11 @@ impl Server {
             threads,
             grace: s.shutdown_grace.0,
         })
+    }
+
+    /// Set once the server is stopping (health checks report draining).
+    pub fn draining(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// Asks every worker to stop accepting and drain.

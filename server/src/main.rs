@@ -26,6 +26,19 @@ enum Command {
     Check,
     /// Run the server (the default).
     Run,
+    /// Invalidate cached paths (CloudFront semantics: exact paths, or a trailing `*` for a
+    /// prefix) through a running server's admin listener, and wait until it completes.
+    Invalidate {
+        /// The admin listener, e.g. http://127.0.0.1:9901
+        #[arg(long, default_value = "http://127.0.0.1:9901")]
+        admin: String,
+        /// Bearer token (when `[admin] token` is set); also read from SLABFRONT_ADMIN_TOKEN.
+        #[arg(long, env = "SLABFRONT_ADMIN_TOKEN")]
+        token: Option<String>,
+        /// Paths such as /index.html or '/simple/*'.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +78,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{name}: configuration is valid");
             Ok(())
         }
+        Some(Command::Invalidate { admin, token, paths }) => {
+            let id = slabfront::admin::invalidate_cli(&admin, token.as_deref(), &paths)?;
+            println!("invalidation {id}: Completed");
+            Ok(())
+        }
         Some(Command::Run) | None => serve(load(cli.config.as_ref())?),
     }
 }
@@ -88,10 +106,31 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         origins = cfg.origins.len(),
         "slabfront started"
     );
-    let mut stdout = std::io::stdout().lock();
+    let admin_addr = match &cfg.admin {
+        Some(a) => {
+            let addr: std::net::SocketAddr = a.listen.parse().context("admin.listen")?;
+            let admin = slabfront::admin::Admin {
+                token: a.token.clone(),
+                shared: server.shared.clone(),
+                draining: server.draining(),
+            };
+            let bound = slabfront::admin::start(addr, admin)
+                .with_context(|| format!("cannot bind the admin listener on {addr}"))?;
+            tracing::info!(admin = %bound, "admin listener up");
+            Some(bound)
+        }
+        None => None,
+    };
+    // Everything printed at once: a reader that takes only the first line still gets it all.
+    let mut text = String::new();
     for a in &server.addrs {
-        writeln!(stdout, "slabfront listening on http://{a}/")?;
+        text.push_str(&format!("slabfront listening on http://{a}/\n"));
     }
+    if let Some(a) = admin_addr {
+        text.push_str(&format!("slabfront admin on http://{a}/\n"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     drop(stdout);
     if let Some(sig) = signals.forever().next() {

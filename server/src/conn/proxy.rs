@@ -352,26 +352,19 @@ impl Conn {
             _ => None,
         };
         let mut plan = plan;
-        // Large objects stream into a run of their own.
-        let mut big_writer = match (&plan, known_len) {
-            (Some(_), Some(n)) if n > BUFFERED_MAX => Some(px.shared.store.writer()),
-            _ => None,
-        };
-        let handle = match (&plan, big_writer.as_mut()) {
-            (Some(p), Some(wr)) => match wr.begin(&p.key, &p.meta.encode(), p.expires_at, known_len) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    tracing::debug!(error = %e, "object not stored");
+        // Large objects (and those of unknown length once they outgrow the buffer) stream
+        // into a run of their own.
+        let mut handle = None;
+        if let (Some(p), Some(n)) = (&plan, known_len) {
+            if n > BUFFERED_MAX {
+                handle = begin_large(px, p, known_len);
+                if handle.is_none() {
                     plan = None;
-                    None
                 }
-            },
-            _ => None,
-        };
-        let big = handle.is_some();
+            }
+        }
         let mut head_sent = false;
         let mut leader = leader;
-        let mut handle = handle;
         let mut up = Some(up);
         while let Some(conn) = up.as_mut() {
             let piece = match reader.next(conn, client.read_timeout).await {
@@ -399,13 +392,18 @@ impl Conn {
                         handle = None;
                         plan = None;
                     }
-                } else if !big {
-                    if (buffered.len() + piece.len()) as u64 > BUFFERED_MAX {
-                        plan = None;
-                        buffered = Vec::new();
-                    } else {
-                        buffered.extend_from_slice(&piece);
+                } else if (buffered.len() + piece.len()) as u64 <= BUFFERED_MAX {
+                    buffered.extend_from_slice(&piece);
+                } else if let Some(mut h) = plan.as_ref().and_then(|p| begin_large(px, p, None)) {
+                    let moved = h.write(&buffered).and_then(|()| h.write(&piece));
+                    buffered = Vec::new();
+                    match moved {
+                        Ok(()) => handle = Some(h),
+                        Err(_) => plan = None,
                     }
+                } else {
+                    plan = None;
+                    buffered = Vec::new();
                 }
             }
             if last {
@@ -859,6 +857,26 @@ fn content_type_of(m: &Meta) -> String {
     m.header("content-type")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// A write handle with a writer of its own, for an object too large to gather in memory.
+fn begin_large(
+    px: &ProxyWorker,
+    p: &StorePlan,
+    size: Option<u64>,
+) -> Option<cache_store::WriteHandle<'static>> {
+    match px
+        .shared
+        .store
+        .writer()
+        .begin_owned(&p.key, &p.meta.encode(), p.expires_at, size)
+    {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::debug!(error = %e, "object not stored");
+            None
+        }
+    }
 }
 
 /// Makes a complete fill visible (unless an invalidation ran meanwhile).

@@ -118,8 +118,11 @@ pub fn build(req: &Request, path: &[u8], query: &[u8], policy: &KeyPolicy, cache
         }
         if lname == "host" {
             forward_host = !cacheable || policy.headers == KeyPart::All || policy.header_in_key("host");
-            if forward_host && policy.header_in_key("host") {
-                key_headers.push((lname, v.to_ascii_lowercase()));
+            if forward_host {
+                if policy.header_in_key("host") {
+                    key_headers.push((lname.clone(), v.to_ascii_lowercase()));
+                }
+                headers.push((lname, v.to_vec()));
             }
             continue;
         }
@@ -351,6 +354,7 @@ mod tests {
         assert_eq!(
             k.headers,
             vec![
+                ("host".to_string(), b"h".to_vec()),
                 ("cookie".to_string(), b"s=1".to_vec()),
                 ("x-a".to_string(), b"b".to_vec())
             ]

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod origin;
+
 pub struct TestServer {
     pub child: Child,
     pub port: u16,
+    /// The admin listener's port, when configured.
+    pub admin_port: Option<u16>,
     pub dir: tempfile::TempDir,
     stderr_path: PathBuf,
 }
@@ -25,10 +29,14 @@ impl TestServer {
     }
 
     pub fn start_with(root: &Path, server_extra: &str, top_extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
         let cfg = format!(
             "{top_extra}\n[server]\nlisten = [\"127.0.0.1:0\"]\n{server_extra}\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
         );
+        Self::start_config(tempfile::tempdir().unwrap(), &cfg)
+    }
+
+    /// Starts slabfront with a whole configuration text, written into `dir`.
+    pub fn start_config(dir: tempfile::TempDir, cfg: &str) -> TestServer {
         let cfg_path = dir.path().join("slabfront.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let stderr_path = dir.path().join("stderr.log");
@@ -41,8 +49,20 @@ impl TestServer {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        reader.read_line(&mut line).unwrap();
+        // The admin line, if any, was written in the same write: it is in the buffer already.
+        let mut admin_port = None;
+        if cfg.contains("[admin]") {
+            let mut l = String::new();
+            reader.read_line(&mut l).unwrap();
+            admin_port = l
+                .trim()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok());
+        }
         let port = line
             .trim()
             .rsplit(':')
@@ -57,6 +77,7 @@ impl TestServer {
         TestServer {
             child,
             port,
+            admin_port,
             dir,
             stderr_path,
         }
@@ -70,6 +91,16 @@ impl TestServer {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL to the server's PID and waits for it.
+    pub fn kill9(&mut self) {
+        Command::new("kill")
+            .arg("-KILL")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM to the server's PID.
@@ -166,7 +197,27 @@ pub fn read_one(s: &mut impl Read, head_only: bool) -> std::io::Result<Response>
         body: Vec::new(),
     };
     let no_body = head_only || status == 304 || (100..200).contains(&status);
-    if !no_body {
+    if !no_body
+        && r.header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut line = Vec::new();
+            while !line.ends_with(b"\r\n") {
+                if s.read(&mut byte)? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                line.push(byte[0]);
+            }
+            let size = usize::from_str_radix(std::str::from_utf8(&line).unwrap().trim(), 16).unwrap();
+            let mut chunk = vec![0u8; size + 2];
+            s.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            r.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if !no_body {
         let len: usize = r.header("content-length").map_or(0, |v| v.parse().unwrap());
         r.body = vec![0u8; len];
         s.read_exact(&mut r.body)?;
