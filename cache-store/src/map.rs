@@ -74,6 +74,30 @@ impl Map {
         self.raw.flush()
     }
 
+    /// Whether every page of a range is in memory (`mincore`): a read of a resident range
+    /// never waits for the disk.
+    pub fn resident(&self, off: u64, len: u64) -> bool {
+        let o = self.check(off, len);
+        if len == 0 {
+            return true;
+        }
+        let page = 4096;
+        let start = o - o % page;
+        let span = len as usize + (o - start);
+        let mut vec = vec![0u8; span.div_ceil(page)];
+        // SAFETY: `start..start+span` lies inside the mapping (checked above, rounded down to
+        // its page-aligned start, which is inside the page-aligned mapping); `vec` has one
+        // byte per page of that span, as mincore requires.
+        let rc = unsafe {
+            libc::mincore(
+                self.raw.as_mut_ptr().add(start).cast::<libc::c_void>(),
+                span,
+                vec.as_mut_ptr().cast(),
+            )
+        };
+        rc == 0 && vec.iter().all(|b| b & 1 == 1)
+    }
+
     /// Asks the kernel to read a range ahead (used before serving cold objects).
     pub fn will_need(&self, off: u64, len: u64) {
         let o = self.check(off, len);
@@ -103,6 +127,7 @@ mod tests {
         let mut out = [0u8; 4];
         m.copy_out(200, &mut out);
         assert_eq!(u32::from_le_bytes(out), 7);
+        assert!(m.resident(100, 5), "a page just written is resident");
         let r = std::panic::catch_unwind(|| {
             let mut big = [0u8; 16];
             m.copy_out(8190, &mut big);

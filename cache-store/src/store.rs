@@ -594,6 +594,28 @@ impl Store {
         })
     }
 
+    /// Whether a range of the slab file is in memory (`mincore` on the mapping).
+    pub fn resident(&self, offset: u64, len: u64) -> bool {
+        self.inner.map.resident(offset, len)
+    }
+
+    /// Reads a range of the slab file into the page cache (blocking: run it off the event
+    /// loop), so that a send from the mapping does not fault on the disk.
+    pub fn warm(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut scratch = vec![0u8; (len as usize).clamp(1, 1 << 20)];
+        let (mut at, end) = (offset, offset.saturating_add(len).min(self.inner.map.len()));
+        while at < end {
+            let want = ((end - at) as usize).min(scratch.len());
+            let n = self.inner.file.read_at(&mut scratch[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// The slab file, for sending bodies with sendfile/splice at [`ReadGuard::body_offset`].
     pub fn file(&self) -> &std::fs::File {
         &self.inner.file
@@ -637,6 +659,13 @@ impl ReadGuard {
 
     pub fn written_at(&self) -> u64 {
         self.hdr.written_at
+    }
+
+    /// Whether `len` bytes of the body from `start` are in memory (sending them from the
+    /// mapping then never waits for the disk).
+    pub fn resident(&self, start: u64, len: u64) -> bool {
+        let len = len.min(self.hdr.body_len.saturating_sub(start));
+        self.inner.map.resident(self.body_offset() + start, len)
     }
 
     /// Asks the kernel to bring the body's pages in (before sending a cold object).

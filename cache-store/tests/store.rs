@@ -260,3 +260,17 @@ fn handles_that_own_their_writer_stream_large_objects() {
     s.writer().insert(b"/small", b"", b"x", u64::MAX).unwrap();
     assert_eq!(s.get(b"/small").unwrap().body(), b"x");
 }
+
+#[test]
+fn warm_reads_a_range_in_and_residency_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 32 * MIB, MIB)).unwrap();
+    let data = body(3, 3 * MIB as usize);
+    s.writer().insert(b"/w", b"", &data, u64::MAX).unwrap();
+    let g = s.get(b"/w").unwrap();
+    s.warm(g.body_offset(), g.body_len()).unwrap();
+    assert!(s.resident(g.body_offset(), g.body_len()));
+    assert!(g.resident(0, g.body_len()));
+    // Past the end of the file: clamped, not an error.
+    s.warm(31 * MIB, 4 * MIB).unwrap();
+}

@@ -259,7 +259,11 @@ fn open_proxy(cfg: &Config) -> Result<Option<ProxyParts>, StartError> {
         "cache slab open"
     );
     let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
-    Ok(Some((Arc::new(proxy::Shared::new(store, node)), Arc::new(tls))))
+    let shared = proxy::Shared::new(store, node).map_err(|e| StartError::Cache {
+        path: cfg.cache.path.clone(),
+        message: format!("cannot start the prefetch thread: {e}"),
+    })?;
+    Ok(Some((Arc::new(shared), Arc::new(tls))))
 }
 
 /// This machine's host name (for `Via`), or "slabfront".

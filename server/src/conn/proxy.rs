@@ -27,6 +27,10 @@ use std::time::Instant;
 const BUFFERED_MAX: u64 = 4 << 20;
 /// How long a stale object with validators is kept for revalidation beyond its freshness.
 const KEEP_STALE: u64 = 86_400;
+/// Cold bodies are brought in and sent in windows of this size.
+const COLD_WINDOW: usize = 8 << 20;
+/// Longest wait for the prefetch thread before sending anyway.
+const PREFETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// This cache's device token for `Surrogate-Control` targets.
 const SURROGATE_TOKEN: &str = "slabfront";
 const SURROGATE_CAPABILITY: &[u8] = b"slabfront=\"Surrogate/1.0\"";
@@ -751,15 +755,42 @@ impl Conn {
         });
         match body {
             Some((a, b)) if !head_only && b > a => {
-                let bytes = Bytes::from_owner(f.guard).slice(a..b);
-                let out = std::mem::take(&mut self.out);
-                let (res, out) = write_all(&mut self.stream, out, bytes).await;
-                self.out = out;
-                res.map_err(|_| End::Gone)?;
+                if f.guard.resident(a as u64, (b - a) as u64) {
+                    // Hot: one send straight from the mapping.
+                    let bytes = Bytes::from_owner(f.guard).slice(a..b);
+                    let out = std::mem::take(&mut self.out);
+                    let (res, out) = write_all(&mut self.stream, out, bytes).await;
+                    self.out = out;
+                    res.map_err(|_| End::Gone)?;
+                } else {
+                    self.send_cold(px, f.guard, a, b).await?;
+                }
             }
             _ => self.flush().await?,
         }
         Ok(keep_alive)
+    }
+
+    /// A body whose pages are not all in memory: window by window, each brought in by the
+    /// prefetch thread first, so that the send never faults on the disk on this thread.
+    async fn send_cold(&mut self, px: &ProxyWorker, guard: ReadGuard, a: usize, b: usize) -> Result<(), End> {
+        let base = guard.body_offset();
+        let bytes = Bytes::from_owner(guard);
+        let store = &px.shared.store;
+        let mut at = a;
+        while at < b {
+            let end = (at + COLD_WINDOW).min(b);
+            let (off, len) = (base + at as u64, (end - at) as u64);
+            if !store.resident(off, len) {
+                px.shared.prefetch.warm(off, len, PREFETCH_LIMIT).await;
+            }
+            let out = std::mem::take(&mut self.out);
+            let (res, out) = write_all(&mut self.stream, out, bytes.slice(at..end)).await;
+            self.out = out;
+            res.map_err(|_| End::Gone)?;
+            at = end;
+        }
+        Ok(())
     }
 
     /// 502/504 for an origin that failed, or the configured error page.

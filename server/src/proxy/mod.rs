@@ -6,6 +6,7 @@ pub mod fills;
 pub mod key;
 pub mod meta;
 pub mod policy;
+pub mod prefetch;
 pub mod upstream;
 
 use crate::http::Method;
@@ -33,6 +34,8 @@ pub struct Shared {
     /// The node name used in `Cache-Status`.
     pub node: String,
     pub invalidations: Mutex<Vec<Invalidation>>,
+    /// Reads cold slab ranges into memory off the event loops.
+    pub prefetch: prefetch::Prefetcher,
 }
 
 /// One invalidation request, kept for `GET /invalidations/<id>`.
@@ -46,8 +49,9 @@ pub struct Invalidation {
 }
 
 impl Shared {
-    pub fn new(store: Store, node: String) -> Self {
-        Shared {
+    pub fn new(store: Store, node: String) -> std::io::Result<Self> {
+        Ok(Shared {
+            prefetch: prefetch::Prefetcher::start(store.clone())?,
             store,
             fills: Arc::new(Fills::default()),
             epoch: AtomicU64::new(0),
@@ -55,7 +59,7 @@ impl Shared {
             via: format!("1.1 {node} (slabfront)"),
             node,
             invalidations: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Removes every stored response for these CloudFront invalidation paths (exact paths,
