@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the benchmarks need (nginx, wrk) from Debian's packages when missing.
+# Installs what the benchmarks need (nginx, wrk, Varnish) from Debian's packages when missing.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+command -v varnishd >/dev/null || need+=(varnish)
 command -v taskset >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod cheap;
 mod procstat;
+mod proxy;
 
 #[derive(Parser, Debug)]
 #[command(about = "slabfront vs nginx, static files, one server core")]
@@ -33,6 +34,9 @@ struct Args {
     /// The slabfront binary (default: next to this one).
     #[arg(long)]
     slabfront: Option<PathBuf>,
+    /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
+    #[arg(long)]
+    proxy: bool,
 }
 
 const SMALL: &str = "/1k.bin";
@@ -206,9 +210,18 @@ fn ticks_per_sec() -> f64 {
 }
 
 fn wrk(server: &ServerProc, path: &str, conns: usize, secs: u64) -> Result<Sample> {
+    wrk_with(server, path, conns, secs, None)
+}
+
+/// wrk, optionally with a Lua script (e.g. one that makes every URL unique).
+fn wrk_with(server: &ServerProc, path: &str, conns: usize, secs: u64, script: Option<&Path>) -> Result<Sample> {
     let before = server.cpu_ticks();
-    let out = Command::new("taskset")
-        .args(["-c", "1", "wrk", "-t1", "--latency"])
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1", "--latency"]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))
         .arg(format!("http://127.0.0.1:{}{path}", server.port))
@@ -364,6 +377,9 @@ fn main() -> Result<()> {
             bin.display()
         );
     }
+    if args.proxy {
+        return proxy::run(&args, &bin);
+    }
     let work = tempfile::tempdir()?;
     let root = work.path().join("www");
     std::fs::create_dir(&root)?;
@@ -383,7 +399,6 @@ fn main() -> Result<()> {
         args.runs
     );
 
-    type Cell = Vec<Vec<Sample>>;
     let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
         let mut cell: Cell = vec![Vec::new(), Vec::new()];
         for _ in 0..args.runs {
@@ -411,19 +426,39 @@ fn main() -> Result<()> {
         run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
     ));
 
-    println!("| test | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | req per CPU-s | MB per CPU-s | errors | ratio slabfront/nginx (per CPU-s) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (label, cell) in &rows {
+    let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
+    print_rows(&rows, &names, secs);
+    memory_table(&servers, args.idle_connections)
+}
+
+/// Runs per server, per row.
+type Cell = Vec<Vec<Sample>>;
+
+/// One markdown table: the medians of each row, and slabfront's (server 0) ratio per server
+/// CPU-second against each other server.
+fn print_rows(rows: &[(String, Cell)], names: &[&str], secs: u64) {
+    let others = &names[1..];
+    let ratio_cols: Vec<String> = others.iter().map(|o| format!("slabfront/{o} per CPU-s")).collect();
+    println!(
+        "| test | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | req per CPU-s | MB per CPU-s | errors | {} |",
+        ratio_cols.join(" | ")
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|{}", "---|".repeat(others.len()));
+    for (label, cell) in rows {
         let med: Vec<Sample> = cell.iter().map(|c| median_sample(c)).collect();
-        let ratio = if med[1].per_cpu() > 0.0 {
-            med[0].per_cpu() / med[1].per_cpu()
-        } else {
-            0.0
-        };
         for (i, m) in med.iter().enumerate() {
+            let ratios: Vec<String> = (1..med.len())
+                .map(|j| {
+                    if i != 0 || med[j].per_cpu() <= 0.0 {
+                        String::new()
+                    } else {
+                        format!("**{:.2}x**", med[0].per_cpu() / med[j].per_cpu())
+                    }
+                })
+                .collect();
             println!(
                 "| {label} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} |",
-                servers[i].name,
+                names[i],
                 m.req_s,
                 m.bytes_s / 1e6,
                 m.p50_ms,
@@ -432,15 +467,10 @@ fn main() -> Result<()> {
                 m.per_cpu(),
                 m.bytes_per_cpu() / 1e6,
                 m.errors,
-                if i == 0 {
-                    format!("**{ratio:.2}x**")
-                } else {
-                    String::new()
-                }
+                ratios.join(" | ")
             );
         }
     }
-    memory_table(&servers, args.idle_connections)
 }
 
 fn memory_table(servers: &[ServerProc], n: usize) -> Result<()> {

@@ -164,3 +164,76 @@ fn fixtures_are_judged() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn cache_behavior_and_proxy_keys_are_checked_together() {
+    let text = r#"
+[[origins]]
+id = "a"
+domain_name = "origin.internal"
+connect_timeout = "0s"
+
+[default_cache_behavior]
+target_origin = "a"
+min_ttl = 100
+default_ttl = 50
+allowed_methods = ["GET", "POST"]
+cached_methods = ["GET", "HEAD", "DELETE"]
+query_strings = "some"
+headers = ["Accept", "bad header"]
+
+[[behaviors]]
+target_origin = "a"
+
+[[error_responses]]
+error_code = 200
+response_code = 404
+
+[admin]
+listen = "0.0.0.0:9901"
+"#;
+    let p = problems(text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "default_cache_behavior.query_strings",
+        "default_cache_behavior.default_ttl",
+        "default_cache_behavior.allowed_methods",
+        "default_cache_behavior.cached_methods",
+        "default_cache_behavior.headers[1]",
+        "behaviors[0].path_pattern",
+        "origins[0].connect_timeout",
+        "error_responses[0].error_code",
+        "error_responses[0].response_code",
+        "admin.listen",
+    ] {
+        assert!(keys.contains(&want), "{want} not reported: {p:#?}");
+    }
+    assert!(p.iter().all(|p| p.line > 0 || p.key.is_empty()), "{p:#?}");
+}
+
+#[test]
+fn key_policies_parse_words_and_lists() {
+    let c = Config::from_toml_str(
+        r#"
+[[origins]]
+id = "a"
+domain_name = "o"
+[default_cache_behavior]
+target_origin = "a"
+query_strings = "all"
+headers = ["Accept"]
+cookies = "none"
+allowed_methods = ["GET", "HEAD", "OPTIONS"]
+cached_methods = ["GET", "HEAD", "OPTIONS"]
+[admin]
+listen = "127.0.0.1:9901"
+"#,
+    )
+    .unwrap();
+    let b = &c.default_cache_behavior;
+    assert_eq!(b.query_strings, config::KeyPart::All);
+    assert_eq!(b.headers, config::KeyPart::List(vec!["Accept".into()]));
+    assert_eq!(b.cookies, config::KeyPart::None);
+    assert_eq!(b.default_ttl, 86400);
+    assert_eq!(c.origins[0].keepalive, 32);
+}

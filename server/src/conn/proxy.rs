@@ -756,7 +756,11 @@ impl Conn {
         match body {
             Some((a, b)) if !head_only && b > a => {
                 if f.guard.resident(a as u64, (b - a) as u64) {
-                    // Hot: one send straight from the mapping.
+                    // Hot: one send straight from the mapping. (Not sendfile: the kernel
+                    // would keep referencing slab pages after the call returns, until the
+                    // viewer acknowledges them, and a reclaimed segment could then change
+                    // bytes already "sent". A send from the mapping copies them into the
+                    // socket before it returns.)
                     let bytes = Bytes::from_owner(f.guard).slice(a..b);
                     let out = std::mem::take(&mut self.out);
                     let (res, out) = write_all(&mut self.stream, out, bytes).await;

@@ -1,0 +1,310 @@
+//! The caching-proxy benchmark: slabfront, nginx `proxy_cache` and Varnish (malloc storage),
+//! each pinned to core 0, in front of one nginx origin; load (and the origin) on core 1.
+//! Hits for 1 KiB and the 1.3 MB page, misses (a unique URL per request), and collapsing
+//! (1,000 concurrent requests for one cold object, origin fetches counted).
+
+use crate::{
+    cheap, print_rows, wait_port, wrk, wrk_with, Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE,
+    SMALL,
+};
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ORIGIN_PORT: u16 = 18090;
+const SF_PORT: u16 = 18082;
+const NGINX_PORT: u16 = 18083;
+const VARNISH_PORT: u16 = 18084;
+
+/// The origin: nginx serving the files with an hour of freshness, logging every request.
+fn start_origin(root: &Path, work: &Path) -> Result<ServerProc> {
+    let prefix = work.join("origin");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"worker_processes 1;
+worker_rlimit_nofile 19500;
+daemon off;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log warn;
+events {{ worker_connections 8000; }}
+http {{
+    access_log {p}/logs/access.log;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_requests 100000000;
+    open_file_cache max=1000 inactive=60s;
+    types {{ text/html html; application/octet-stream bin; }}
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{ORIGIN_PORT} reuseport backlog=4096;
+        root {root};
+        add_header Cache-Control "max-age=3600";
+    }}
+}}
+"#,
+            p = prefix.display(),
+            root = root.display()
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "1", "nginx", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the nginx origin")?;
+    wait_port(ORIGIN_PORT)?;
+    Ok(ServerProc {
+        name: "origin",
+        child,
+        port: ORIGIN_PORT,
+    })
+}
+
+fn origin_requests(work: &Path) -> usize {
+    std::fs::read_to_string(work.join("origin/logs/access.log")).map_or(0, |t| t.lines().count())
+}
+
+fn start_slabfront(bin: &Path, work: &Path) -> Result<ServerProc> {
+    let cfg = work.join("slabfront-proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[server]
+listen = ["127.0.0.1:{SF_PORT}"]
+workers = 1
+max_connections = 19000
+
+[[origins]]
+id = "origin"
+domain_name = "127.0.0.1"
+http_port = {ORIGIN_PORT}
+protocol = "http-only"
+keepalive = 256
+
+[default_cache_behavior]
+target_origin = "origin"
+query_strings = "all"
+
+[cache]
+path = "{slab}"
+size = "4GiB"
+"#,
+            slab = work.join("slab").display()
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("slabfront-proxy.log"))?)
+        .spawn()
+        .context("starting slabfront")?;
+    wait_port(SF_PORT)?;
+    Ok(ServerProc {
+        name: "slabfront",
+        child,
+        port: SF_PORT,
+    })
+}
+
+fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
+    let p = work.join("nginx-cache");
+    std::fs::create_dir_all(p.join("logs"))?;
+    let conf = p.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"worker_processes 1;
+worker_rlimit_nofile 19500;
+daemon off;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log warn;
+events {{ worker_connections 19000; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_requests 100000000;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    proxy_cache_path {p}/cache levels=1:2 keys_zone=edge:64m max_size=4g inactive=1h use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{ORIGIN_PORT}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{NGINX_PORT} reuseport backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache edge;
+            proxy_cache_lock on;
+        }}
+    }}
+}}
+"#,
+            p = p.display()
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "0", "nginx", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx proxy_cache")?;
+    wait_port(NGINX_PORT)?;
+    Ok(ServerProc {
+        name: "nginx proxy_cache",
+        child,
+        port: NGINX_PORT,
+    })
+}
+
+fn start_varnish(work: &Path) -> Result<ServerProc> {
+    let d = work.join("varnish");
+    std::fs::create_dir_all(&d)?;
+    let vcl = d.join("default.vcl");
+    std::fs::write(
+        &vcl,
+        format!("vcl 4.1;\nbackend default {{ .host = \"127.0.0.1\"; .port = \"{ORIGIN_PORT}\"; }}\n"),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", "0", "varnishd", "-F", "-n"])
+        .arg(d.join("work"))
+        .args(["-a", &format!("127.0.0.1:{VARNISH_PORT}"), "-T", "none", "-f"])
+        .arg(&vcl)
+        .args(["-s", "malloc,4G"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("varnishd.log"))?)
+        .spawn()
+        .context("starting varnishd (install it with scripts/bench-deps.sh)")?;
+    wait_port(VARNISH_PORT)?;
+    Ok(ServerProc {
+        name: "Varnish",
+        child,
+        port: VARNISH_PORT,
+    })
+}
+
+/// One GET, whole response read; returns the body length.
+fn fetch(port: u16, path: &str) -> Result<usize> {
+    let mut c = TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(30)))?;
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut all = Vec::new();
+    c.read_to_end(&mut all)?;
+    let head = all.windows(4).position(|w| w == b"\r\n\r\n").map_or(all.len(), |p| p + 4);
+    Ok(all.len() - head)
+}
+
+/// 1,000 concurrent requests for one cold object: how many reach the origin.
+fn collapsing(server: &ServerProc, work: &Path, path: &str) -> Result<(usize, usize)> {
+    let before = origin_requests(work);
+    let n = 1000;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let port = server.port;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (b, path) = (barrier.clone(), path.to_string());
+            std::thread::spawn(move || {
+                b.wait();
+                fetch(port, &path).unwrap_or(0)
+            })
+        })
+        .collect();
+    let complete = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(0))
+        .filter(|&len| len == LARGE_SIZE)
+        .count();
+    // nginx writes its access log line after the response.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((origin_requests(work) - before, complete))
+}
+
+pub fn run(args: &Args, bin: &Path) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("www");
+    std::fs::create_dir(&root)?;
+    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
+    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
+    std::fs::write(root.join("simple.html"), &large)?;
+    let _origin = start_origin(&root, work.path())?;
+    let servers = [
+        start_slabfront(bin, work.path())?,
+        start_nginx_cache(work.path())?,
+        start_varnish(work.path())?,
+    ];
+    let secs = args.duration;
+    eprintln!(
+        "machine: {} cores, {}; {} runs x {secs}s per cell; proxies on core 0, load and origin on core 1",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        crate::procstat::cpu_model(),
+        args.runs
+    );
+    // Warm every cache.
+    for s in &servers {
+        for p in [SMALL, LARGE] {
+            fetch(s.port, p)?;
+            fetch(s.port, p)?;
+        }
+    }
+    let script = work.path().join("unique.lua");
+    std::fs::write(
+        &script,
+        "counter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", \"/1k.bin?miss=\" .. counter .. \"-\" .. math.random(1000000000))\nend\n",
+    )?;
+    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
+        let mut cell: Cell = vec![Vec::new(); servers.len()];
+        for _ in 0..args.runs {
+            for (i, s) in servers.iter().enumerate() {
+                cell[i].push(f(s)?);
+            }
+        }
+        Ok(cell)
+    };
+    let mut rows: Vec<(String, Cell)> = Vec::new();
+    eprintln!("running hits, 1 KiB");
+    rows.push(("hit 1 KiB, 64 conns (wrk)".into(), run_cell(&|s| wrk(s, SMALL, 64, secs))?));
+    eprintln!("running hits, 1.3 MB");
+    rows.push((
+        "hit 1.3 MB, 16 conns (MSG_TRUNC client)".into(),
+        run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
+    ));
+    eprintln!("running misses");
+    rows.push((
+        "miss 1 KiB, unique URLs, 64 conns (wrk)".into(),
+        run_cell(&|s| wrk_with(s, SMALL, 64, secs, Some(&script)))?,
+    ));
+    let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
+    print_rows(&rows, &names, secs);
+
+    println!();
+    println!("| collapsing: 1,000 concurrent requests for one cold 1.3 MB object | origin fetches | complete responses |");
+    println!("|---|---|---|");
+    for (i, s) in servers.iter().enumerate() {
+        let (fetches, complete) = collapsing(s, work.path(), &format!("/simple.html?cold={i}"))?;
+        println!("| {} | {fetches} | {complete} of 1000 |", s.name);
+    }
+    Ok(())
+}
