@@ -214,7 +214,13 @@ fn wrk(server: &ServerProc, path: &str, conns: usize, secs: u64) -> Result<Sampl
 }
 
 /// wrk, optionally with a Lua script (e.g. one that makes every URL unique).
-fn wrk_with(server: &ServerProc, path: &str, conns: usize, secs: u64, script: Option<&Path>) -> Result<Sample> {
+fn wrk_with(
+    server: &ServerProc,
+    path: &str,
+    conns: usize,
+    secs: u64,
+    script: Option<&Path>,
+) -> Result<Sample> {
     let before = server.cpu_ticks();
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", "1", "wrk", "-t1", "--latency"]);
@@ -438,12 +444,18 @@ type Cell = Vec<Vec<Sample>>;
 /// CPU-second against each other server.
 fn print_rows(rows: &[(String, Cell)], names: &[&str], secs: u64) {
     let others = &names[1..];
-    let ratio_cols: Vec<String> = others.iter().map(|o| format!("slabfront/{o} per CPU-s")).collect();
+    let ratio_cols: Vec<String> = others
+        .iter()
+        .map(|o| format!("slabfront/{o} per CPU-s"))
+        .collect();
     println!(
         "| test | server | req/s | MB/s | p50 ms | p99 ms | server CPU % | req per CPU-s | MB per CPU-s | errors | {} |",
         ratio_cols.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|{}", "---|".repeat(others.len()));
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|{}",
+        "---|".repeat(others.len())
+    );
     for (label, cell) in rows {
         let med: Vec<Sample> = cell.iter().map(|c| median_sample(c)).collect();
         for (i, m) in med.iter().enumerate() {

@@ -4,8 +4,7 @@
 //! (1,000 concurrent requests for one cold object, origin fetches counted).
 
 use crate::{
-    cheap, print_rows, wait_port, wrk, wrk_with, Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE,
-    SMALL,
+    cheap, print_rows, wait_port, wrk, wrk_with, Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL,
 };
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
@@ -213,7 +212,10 @@ fn fetch(port: u16, path: &str) -> Result<usize> {
     c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())?;
     let mut all = Vec::new();
     c.read_to_end(&mut all)?;
-    let head = all.windows(4).position(|w| w == b"\r\n\r\n").map_or(all.len(), |p| p + 4);
+    let head = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(all.len(), |p| p + 4);
     Ok(all.len() - head)
 }
 
@@ -285,7 +287,10 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     };
     let mut rows: Vec<(String, Cell)> = Vec::new();
     eprintln!("running hits, 1 KiB");
-    rows.push(("hit 1 KiB, 64 conns (wrk)".into(), run_cell(&|s| wrk(s, SMALL, 64, secs))?));
+    rows.push((
+        "hit 1 KiB, 64 conns (wrk)".into(),
+        run_cell(&|s| wrk(s, SMALL, 64, secs))?,
+    ));
     eprintln!("running hits, 1.3 MB");
     rows.push((
         "hit 1.3 MB, 16 conns (MSG_TRUNC client)".into(),

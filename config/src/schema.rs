@@ -33,6 +33,9 @@ pub struct Config {
     /// The admin listener (invalidations, metrics, health). Off when absent.
     #[serde(default)]
     pub admin: Option<Admin>,
+    /// Access logs in CloudFront's standard format. Off when absent.
+    #[serde(default)]
+    pub logging: Option<Logging>,
 }
 
 fn default_root_object() -> String {
@@ -280,6 +283,25 @@ pub struct ErrorResponse {
 
 fn default_error_ttl() -> u64 {
     10
+}
+
+/// `[logging]`: access logs, one tab-separated line per request in CloudFront's standard
+/// log format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// Whether to write access logs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The log file (appended to; reopened on SIGUSR1).
+    pub path: String,
+    /// Log the `Cookie` header (cs(Cookie)); off by default, as in CloudFront.
+    #[serde(default)]
+    pub include_cookies: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[admin]`: the listener for invalidations, metrics and health.

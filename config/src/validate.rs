@@ -317,6 +317,20 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         }
     }
 
+    if let Some(l) = cfg.logging.as_ref().filter(|l| l.enabled) {
+        let dir = std::path::Path::new(&l.path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if l.path.is_empty() {
+            bad("logging.path".into(), "must not be empty".into());
+        } else if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            bad(
+                "logging.path".into(),
+                format!("directory {} does not exist", d.display()),
+            );
+        }
+    }
+
     if cfg.cache.path.is_empty() {
         bad("cache.path".into(), "must not be empty".into());
     }

@@ -142,9 +142,13 @@ fn example_config_is_valid() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml")).unwrap();
     // The example points at /srv/www; validate it with that path swapped for one that exists.
     let dir = env!("CARGO_MANIFEST_DIR");
-    let text = text.replace("/srv/www", dir);
+    let text = text
+        .replace("/srv/www", dir)
+        .replace("/var/log/slabfront/access.log", &format!("{dir}/access.log"));
     let c = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.behaviors.len(), 2);
+    assert!(c.logging.is_some() && c.admin.is_some());
+    assert_eq!(c.error_responses.len(), 1);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! - `GET /invalidations/<id>` → `InProgress` or `Completed`
 //! - `GET /invalidations` → every invalidation since start
 //! - `GET /healthz` → 200 while serving, 503 while draining
+//! - `GET /metrics` → every worker's counters summed, Prometheus text format
 //!
 //! With `[admin] token` set, every request needs `Authorization: Bearer <token>`.
 
@@ -25,6 +26,8 @@ pub struct Admin {
     pub token: Option<String>,
     pub shared: Option<Arc<Shared>>,
     pub draining: Arc<AtomicBool>,
+    pub metrics: Vec<Arc<crate::observe::WorkerMetrics>>,
+    pub log_sink: Option<Arc<crate::observe::LogSink>>,
 }
 
 /// Binds the admin listener and serves it on a thread of its own.
@@ -198,6 +201,11 @@ fn route(admin: &Admin, req: &AdminRequest) -> Reply {
                 }
             }
         }
+        ("GET", "/metrics") => Reply {
+            status: 200,
+            body: metrics(admin),
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+        },
         ("POST", "/invalidations") => create(admin, &req.body),
         ("GET", "/invalidations") => {
             let Some(shared) = &admin.shared else {
@@ -218,9 +226,43 @@ fn route(admin: &Admin, req: &AdminRequest) -> Reply {
                 None => error(404, "no such invalidation"),
             }
         }
-        (_, "/healthz" | "/invalidations") => error(405, "method not allowed"),
+        (_, "/healthz" | "/invalidations" | "/metrics") => error(405, "method not allowed"),
         _ => error(404, "not found"),
     }
+}
+
+fn metrics(admin: &Admin) -> String {
+    let slab = admin.shared.as_ref().map(|s| {
+        let st = s.store.stats();
+        let invalidations = s
+            .invalidations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|i| i.completed)
+            .count() as u64;
+        crate::observe::SlabNumbers {
+            bytes_used: st.bytes_used,
+            capacity: st.capacity,
+            objects: st.objects,
+            hits: st.hits,
+            misses: st.misses,
+            evictions: st.evictions,
+            expired: st.expired,
+            corrupt_skipped: st.corrupt_skipped,
+            invalidations,
+        }
+    });
+    let failures = admin
+        .log_sink
+        .as_ref()
+        .map_or(0, |s| s.dropped.load(Ordering::Relaxed));
+    crate::observe::prometheus(
+        &admin.metrics,
+        slab,
+        failures,
+        admin.draining.load(Ordering::Acquire),
+    )
 }
 
 /// Checks CloudFront's path rules: each path starts with `/` (or is `*`), `*` only last.

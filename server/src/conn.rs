@@ -60,6 +60,14 @@ struct Conn {
     peer: Option<std::net::SocketAddr>,
     /// The viewer came over TLS.
     viewer_tls: bool,
+    /// Bytes received from and sent to the viewer on this connection.
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Where the current response's head starts in `out`, until it has been read into `note`.
+    head_at: Option<usize>,
+    note: crate::observe::Note,
+    /// When the current response's head went out.
+    first_byte: Option<Instant>,
     /// Received, not yet consumed bytes.
     buf: Vec<u8>,
     /// Response bytes not yet written.
@@ -75,13 +83,25 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
         stream,
         peer,
         viewer_tls: false,
+        bytes_in: 0,
+        bytes_out: 0,
+        head_at: None,
+        note: crate::observe::Note::default(),
+        first_byte: None,
         buf: Vec::new(),
         out: Vec::new(),
     };
     let mut first = true;
     loop {
+        // After a reload, the next request is served by the new configuration.
+        if let Some(newer) = c.w.newest() {
+            c.w = newer;
+        }
         if c.buf.is_empty() && !c.wait_idle(first).await {
             return;
+        }
+        if let Some(newer) = c.w.newest() {
+            c.w = newer;
         }
         first = false;
         // Boxed: the exchange future is large, and an idle connection should not carry it.
@@ -147,12 +167,81 @@ impl Conn {
     /// One request and its response. `Ok(true)`: keep the connection.
     async fn exchange(&mut self) -> Result<bool, End> {
         let req = self.read_head().await?;
+        let t0 = Instant::now();
+        let (in0, out0) = (
+            self.bytes_in.saturating_sub(self.buf.len() as u64),
+            self.bytes_out,
+        );
+        self.head_at = Some(self.out.len());
+        self.note = crate::observe::Note::default();
+        self.first_byte = None;
+        let r = self.handle(&req).await;
+        self.record(&req, t0, in0, out0);
+        r
+    }
+
+    /// Reads the response head just written (once) into `note`.
+    fn capture(&mut self) {
+        if let Some(at) = self.head_at {
+            if at < self.out.len() {
+                self.note = crate::observe::Note::from_head(&self.out[at..]);
+                self.head_at = None;
+                self.first_byte = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Counts the exchange and writes its access-log line.
+    fn record(&mut self, req: &Request, t0: Instant, in0: u64, out0: u64) {
+        self.capture();
+        let w = self.w.clone();
+        w.metrics.request(req.method, &self.note);
+        if let Some(log) = &w.log {
+            let now = Instant::now();
+            let pending = self.out.len() as u64;
+            let id = w.request_id();
+            log.push(
+                &crate::observe::LogEntry {
+                    req,
+                    note: &self.note,
+                    edge: &w.edge,
+                    peer: self.peer,
+                    tls: self.viewer_tls,
+                    bytes_in: self
+                        .bytes_in
+                        .saturating_sub(self.buf.len() as u64)
+                        .saturating_sub(in0),
+                    bytes_out: self.bytes_out - out0 + pending,
+                    time_taken: now - t0,
+                    ttfb: self.first_byte.unwrap_or(now) - t0,
+                    request_id: &id,
+                    include_cookies: log.include_cookies,
+                },
+                &w.metrics,
+            );
+        }
+    }
+
+    /// Writes the pending head (and response bytes) followed by `body`.
+    async fn send_out(&mut self, body: Bytes) -> Result<(), End> {
+        self.capture();
+        let out = std::mem::take(&mut self.out);
+        let n = (out.len() + body.len()) as u64;
+        let (res, out) = write_all(&mut self.stream, out, body).await;
+        self.out = out;
+        self.bytes_out += n;
+        self.w.metrics.add(&self.w.metrics.bytes_out, n);
+        res.map_err(|_| End::Gone)
+    }
+
+    /// One request (its head already read) and its response. `Ok(true)`: keep the connection.
+    async fn handle(&mut self, req: &Request) -> Result<bool, End> {
         let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
 
-        let route = self.route(&req);
+        let route = self.route(req);
         if let Route::Custom(origin, behavior, path, query) = route {
             // The proxy reads (or streams) the body itself.
-            let keep = Box::pin(self.proxy(&req, origin, behavior, path, query, keep_alive)).await?;
+            let keep = Box::pin(self.proxy(req, origin, behavior, path, query, keep_alive)).await?;
             if !keep {
                 self.flush().await?;
                 self.linger().await;
@@ -166,7 +255,7 @@ impl Conn {
         // A refused request with a body we have not asked for: answer without reading it.
         let reject_early = matches!(route, Route::Error(..) | Route::Method) && req.expect_continue;
         if !reject_early {
-            self.read_body(&req).await?;
+            self.read_body(req).await?;
         }
         // An unknown method's semantics are unknown: answer it and close.
         let keep_alive = keep_alive && !reject_early && req.method != Method::Other;
@@ -198,7 +287,7 @@ impl Conn {
             }
             Route::Static(i, path, query) => {
                 let w = self.w.clone();
-                w.statics[i].serve(&req, &path, &query, keep_alive, &mut self.out)
+                w.statics[i].serve(req, &path, &query, keep_alive, &mut self.out)
             }
             Route::Custom(..) => Body::None,
         };
@@ -331,7 +420,10 @@ impl Conn {
     async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
         // Usually the bytes are already there (we were woken by readability): take them now.
         match try_read(&self.stream, &mut self.buf) {
-            Some(Ok(n)) => return Ok(n),
+            Some(Ok(n)) => {
+                self.count_in(n);
+                return Ok(n);
+            }
             Some(Err(_)) => return Err(End::Gone),
             None => {}
         }
@@ -346,6 +438,7 @@ impl Conn {
             Err(_) => Err(End::Timeout(phase)),
             Ok((Ok(n), slice)) => {
                 self.buf = slice.into_inner();
+                self.count_in(n);
                 Ok(n)
             }
             Ok((Err(_), _)) => Err(End::Gone),
@@ -357,10 +450,12 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
-        let (res, out) = write_all(&mut self.stream, out, Bytes::new()).await;
-        self.out = out;
-        res.map_err(|_| End::Gone)
+        self.send_out(Bytes::new()).await
+    }
+
+    fn count_in(&mut self, n: usize) {
+        self.bytes_in += n as u64;
+        self.w.metrics.add(&self.w.metrics.bytes_in, n as u64);
     }
 
     /// Sends a response body after its head (already in `out`).
@@ -373,12 +468,7 @@ impl Conn {
                 }
                 Ok(())
             }
-            Body::Bytes(b) => {
-                let out = std::mem::take(&mut self.out);
-                let (res, out) = write_all(&mut self.stream, out, b).await;
-                self.out = out;
-                res.map_err(|_| End::Gone)
-            }
+            Body::Bytes(b) => self.send_out(b).await,
             Body::File { path, offset, len } => {
                 self.flush().await?;
                 self.send_file(&path, offset, len).await
@@ -406,14 +496,7 @@ impl Conn {
                 }
                 Ok(n) => offset += n as u64,
             }
-            let (res, back) = write_all(
-                &mut self.stream,
-                Vec::new(),
-                Bytes::from(std::mem::take(&mut chunk)),
-            )
-            .await;
-            let _ = back;
-            res.map_err(|_| End::Gone)?;
+            self.send_out(Bytes::from(std::mem::take(&mut chunk))).await?;
             chunk = Vec::with_capacity(want);
         }
         let _ = file.close().await;

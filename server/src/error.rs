@@ -21,6 +21,12 @@ pub enum StartError {
     Cache { path: String, message: String },
     #[error("origin {id:?}: {message}")]
     OriginTls { id: String, message: String },
+    #[error("access log {path:?}: {source}")]
+    Log {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
 }

@@ -9,6 +9,8 @@ pub mod admin;
 pub mod conn;
 pub mod error;
 pub mod http;
+pub mod notify;
+pub mod observe;
 pub mod proxy;
 pub mod router;
 pub mod runtime;
@@ -47,7 +49,17 @@ impl DriverKind {
 pub struct Server {
     /// The proxy's shared state (the slab), when there are custom origins.
     pub shared: Option<Arc<proxy::Shared>>,
+    /// Every worker's counters, summed by `/metrics`.
+    pub metrics: Vec<Arc<observe::WorkerMetrics>>,
+    /// The access-log writer (SIGUSR1 reopens its file).
+    pub log_sink: Option<Arc<observe::LogSink>>,
     pub addrs: Vec<SocketAddr>,
+    /// The configuration running now, and each configured listen address with its socket
+    /// address (port 0 resolved).
+    config: Config,
+    configured: Vec<(String, SocketAddr)>,
+    reload: Arc<runtime::worker::ReloadBox>,
+    node: String,
     pub driver: DriverKind,
     pub workers: usize,
     stop: Arc<AtomicBool>,
@@ -68,6 +80,24 @@ fn choose_driver(wanted: Driver) -> Result<DriverKind, StartError> {
             Ok(DriverKind::Epoll)
         }
     }
+}
+
+/// The request-path settings of a configuration.
+fn settings_of(cfg: &Config) -> Arc<Settings> {
+    let s = &cfg.server;
+    Arc::new(Settings {
+        limits: Limits {
+            max_header_bytes: s.max_header_bytes,
+            max_headers: s.max_headers.min(http::codec::HEADER_ARRAY),
+            max_uri_bytes: s.max_uri_bytes,
+        },
+        header_timeout: s.header_timeout.0,
+        keepalive_timeout: s.keepalive_timeout.0,
+        body_timeout: s.body_timeout.0,
+        max_body_bytes: s.max_body_bytes.0,
+        max_connections: s.max_connections,
+        shutdown_grace: s.shutdown_grace.0,
+    })
 }
 
 impl Server {
@@ -93,30 +123,40 @@ impl Server {
             }
         }
 
-        let proxy = open_proxy(cfg)?;
+        let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
+        let proxy = open_proxy(cfg, &node)?;
+        let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
+        let log_sink = match cfg.logging.as_ref().filter(|l| l.enabled) {
+            Some(l) => Some(
+                observe::LogSink::start(l.path.clone().into()).map_err(|e| StartError::Log {
+                    path: l.path.clone(),
+                    source: e,
+                })?,
+            ),
+            None => None,
+        };
 
         let s = &cfg.server;
-        let settings = Arc::new(Settings {
-            limits: Limits {
-                max_header_bytes: s.max_header_bytes,
-                max_headers: s.max_headers.min(http::codec::HEADER_ARRAY),
-                max_uri_bytes: s.max_uri_bytes,
-            },
-            header_timeout: s.header_timeout.0,
-            keepalive_timeout: s.keepalive_timeout.0,
-            body_timeout: s.body_timeout.0,
-            max_body_bytes: s.max_body_bytes.0,
-            max_connections: s.max_connections,
-            shutdown_grace: s.shutdown_grace.0,
-        });
+        let settings = settings_of(cfg);
         let stop = Arc::new(AtomicBool::new(false));
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, StartError>>();
         let mut threads = Vec::with_capacity(workers);
+        let reload = Arc::new(runtime::worker::ReloadBox::default());
+        let resolved = bound.addrs.clone();
         for (id, listeners) in bound.per_worker.into_iter().enumerate() {
+            let listeners: Vec<(SocketAddr, std::net::TcpListener)> =
+                resolved.iter().copied().zip(listeners).collect();
+            let reload = reload.clone();
             let cfg = cfg.clone();
             let settings = settings.clone();
             let proxy = proxy.clone();
+            let extras = (
+                metrics[id].clone(),
+                log_sink.clone(),
+                cfg.logging.as_ref().is_some_and(|l| l.include_cookies),
+                node.clone(),
+            );
             let stop = stop.clone();
             let ready = ready_tx.clone();
             let core = if cores.is_empty() {
@@ -132,7 +172,7 @@ impl Server {
                             tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                         }
                     }
-                    let w = match build_worker(id, &cfg, settings, proxy.as_ref()) {
+                    let w = match build_worker(id, &cfg, settings, proxy.as_ref(), extras) {
                         Ok(w) => Rc::new(w),
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -141,7 +181,7 @@ impl Server {
                     };
                     let main = async move {
                         let _ = ready.send(Ok(id));
-                        runtime::worker::run(w, listeners, stop).await;
+                        runtime::worker::run(w, listeners, stop, reload).await;
                     };
                     let built = match driver {
                         DriverKind::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
@@ -179,7 +219,19 @@ impl Server {
             }
         }
         Ok(Server {
+            configured: cfg
+                .server
+                .listen
+                .iter()
+                .cloned()
+                .zip(bound.addrs.iter().copied())
+                .collect(),
+            config: cfg.clone(),
+            reload,
+            node,
             shared: proxy.map(|p| p.0),
+            metrics,
+            log_sink,
             addrs: bound.addrs,
             driver,
             workers,
@@ -187,6 +239,125 @@ impl Server {
             threads,
             grace: s.shutdown_grace.0,
         })
+    }
+
+    /// Switches every worker to a new (validated) configuration: new requests use it,
+    /// in-flight ones finish on the old one; listeners and the slab stay open, listen
+    /// addresses are added and removed. Settings that need a restart (workers, driver, the
+    /// slab, logging) are kept, with a warning.
+    pub fn reload(&mut self, new: Config) -> Result<(), String> {
+        let old = &self.config;
+        let mut new = new;
+        if new.server.workers != old.server.workers || new.server.driver != old.server.driver {
+            tracing::warn!(
+                "server.workers and server.driver change only on restart; keeping the running values"
+            );
+            new.server.workers = old.server.workers;
+            new.server.driver = old.server.driver;
+        }
+        if self.shared.is_some() && (new.cache.path != old.cache.path || new.cache.size != old.cache.size) {
+            tracing::warn!("the [cache] slab changes only on restart; keeping the open one");
+            new.cache = old.cache.clone();
+        }
+        if new
+            .logging
+            .as_ref()
+            .map(|l| (&l.path, l.enabled, l.include_cookies))
+            != old
+                .logging
+                .as_ref()
+                .map(|l| (&l.path, l.enabled, l.include_cookies))
+        {
+            tracing::warn!("[logging] changes only on restart; keeping the running access log");
+            new.logging = old.logging.clone();
+        }
+        for o in &new.origins {
+            if let Some(p) = &o.path {
+                std::fs::canonicalize(p).map_err(|e| format!("origin {:?}: {p:?}: {e}", o.id))?;
+            }
+        }
+        // The slab: kept open; opened now if the new configuration is the first with a
+        // custom origin.
+        let proxy: Option<ProxyParts> =
+            match (&self.shared, new.origins.iter().any(|o| o.domain_name.is_some())) {
+                (_, false) => None,
+                (Some(shared), true) => {
+                    let mut tls = Vec::new();
+                    for o in &new.origins {
+                        let needs = o.domain_name.is_some() && o.protocol != config::OriginProtocol::HttpOnly;
+                        tls.push(if needs {
+                            Some(
+                                proxy::upstream::tls_config(o)
+                                    .map_err(|e| format!("origin {:?}: {e}", o.id))?,
+                            )
+                        } else {
+                            None
+                        });
+                    }
+                    Some((shared.clone(), Arc::new(tls)))
+                }
+                (None, true) => open_proxy(&new, &self.node).map_err(|e| e.to_string())?,
+            };
+        // Listeners: bind the added addresses for every worker; retire the removed ones.
+        let added: Vec<SocketAddr> = new
+            .server
+            .listen
+            .iter()
+            .filter(|a| !self.configured.iter().any(|(c, _)| c == *a))
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let removed: Vec<(String, SocketAddr)> = self
+            .configured
+            .iter()
+            .filter(|(c, _)| !new.server.listen.contains(c))
+            .cloned()
+            .collect();
+        let bound = runtime::listener::bind_all(&added, self.workers, self.driver == DriverKind::Epoll)
+            .map_err(|e| e.to_string())?;
+        let settings = settings_of(&new);
+        let cfg = Arc::new(new.clone());
+        {
+            let mut slots = self.reload.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.clear();
+            for (id, listeners) in bound.per_worker.into_iter().enumerate() {
+                let (cfg, settings, proxy) = (cfg.clone(), settings.clone(), proxy.clone());
+                let extras = (
+                    self.metrics[id].clone(),
+                    None,
+                    false,
+                    new.server.node_name.clone().unwrap_or_else(|| self.node.clone()),
+                );
+                slots.push(Some(runtime::worker::WorkerReload {
+                    build: Box::new(move || {
+                        build_worker(id, &cfg, settings, proxy.as_ref(), extras).map_err(|e| e.to_string())
+                    }),
+                    add: bound.addrs.iter().copied().zip(listeners).collect(),
+                    remove: removed.iter().map(|(_, a)| *a).collect(),
+                }));
+            }
+        }
+        self.reload.applied.store(0, Ordering::Release);
+        self.reload.generation.fetch_add(1, Ordering::AcqRel);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.reload.applied.load(Ordering::Acquire) < self.workers {
+            if Instant::now() > deadline {
+                return Err("workers did not take the new configuration within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.configured.retain(|(c, _)| new.server.listen.contains(c));
+        self.configured.extend(
+            added
+                .iter()
+                .map(|a| a.to_string())
+                .zip(bound.addrs.iter().copied()),
+        );
+        self.addrs = self.configured.iter().map(|(_, a)| *a).collect();
+        if self.shared.is_none() {
+            self.shared = proxy.map(|p| p.0);
+        }
+        self.config = new;
+        Ok(())
     }
 
     /// Set once the server is stopping (health checks report draining).
@@ -213,11 +384,19 @@ impl Server {
     }
 }
 
+/// A worker's counters, the log sink, whether cookies are logged, and the node name.
+type WorkerExtras = (
+    Arc<observe::WorkerMetrics>,
+    Option<Arc<observe::LogSink>>,
+    bool,
+    String,
+);
+
 /// Shared proxy state and per-origin TLS configurations.
 type ProxyParts = (Arc<proxy::Shared>, Arc<Vec<Option<Arc<rustls::ClientConfig>>>>);
 
 /// Opens the slab and prepares TLS to origins, when any origin is a custom one.
-fn open_proxy(cfg: &Config) -> Result<Option<ProxyParts>, StartError> {
+fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError> {
     if cfg.origins.iter().all(|o| o.domain_name.is_none()) {
         return Ok(None);
     }
@@ -258,8 +437,7 @@ fn open_proxy(cfg: &Config) -> Result<Option<ProxyParts>, StartError> {
         corrupt_skipped = st.corrupt_skipped,
         "cache slab open"
     );
-    let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
-    let shared = proxy::Shared::new(store, node).map_err(|e| StartError::Cache {
+    let shared = proxy::Shared::new(store, node.to_string()).map_err(|e| StartError::Cache {
         path: cfg.cache.path.clone(),
         message: format!("cannot start the prefetch thread: {e}"),
     })?;
@@ -280,6 +458,7 @@ fn build_worker(
     cfg: &Config,
     settings: Arc<Settings>,
     proxy: Option<&ProxyParts>,
+    extras: WorkerExtras,
 ) -> Result<Worker, StartError> {
     let mut statics = Vec::new();
     let mut target_of = ahash::AHashMap::new();
@@ -320,5 +499,12 @@ fn build_worker(
         }
         None => None,
     };
-    Ok(Worker::new(id, settings, router, statics, proxy))
+    let (metrics, sink, include_cookies, edge) = extras;
+    let extras = runtime::worker::Extras {
+        proxy,
+        metrics,
+        log: sink.map(|s| Rc::new(observe::LogBuffer::new(s, include_cookies))),
+        edge,
+    };
+    Ok(Worker::new(id, settings, router, statics, extras))
 }

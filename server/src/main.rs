@@ -83,21 +83,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("invalidation {id}: Completed");
             Ok(())
         }
-        Some(Command::Run) | None => serve(load(cli.config.as_ref())?),
+        Some(Command::Run) | None => serve(load(cli.config.as_ref())?, cli.config.clone()),
     }
 }
 
-fn serve(cfg: config::Config) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    // Signals are taken by a thread of their own before the workers start, so none of them
-    // ever runs a handler.
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+/// SIGHUP: read and validate the configuration again; switch to it when valid.
+fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
+    slabfront::notify::reloading();
+    let loaded = match path {
+        Some(p) => config::Config::from_file(p),
+        None => Ok(config::Config::embedded_default()),
+    };
+    match loaded {
+        Err(e) => tracing::error!(
+            "reload refused, the running configuration stays: {}",
+            e.to_string().replace('\n', "; ")
+        ),
+        Ok(cfg) => match server.reload(cfg) {
+            Ok(()) => tracing::info!(listeners = ?server.addrs, "configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload failed, the running configuration stays"),
+        },
+    }
+    slabfront::notify::notify("READY=1");
+}
+
+fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    // Signals are taken by this thread before the workers start, so none of them ever runs a
+    // handler: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM/SIGINT stop.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        .context("installing signal handlers")?;
     // Every connection is a descriptor: take the whole hard limit.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
-    let server = slabfront::Server::start(&cfg)?;
+    let mut server = slabfront::Server::start(&cfg)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         workers = server.workers,
@@ -113,6 +133,8 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
                 token: a.token.clone(),
                 shared: server.shared.clone(),
                 draining: server.draining(),
+                metrics: server.metrics.clone(),
+                log_sink: server.log_sink.clone(),
             };
             let bound = slabfront::admin::start(addr, admin)
                 .with_context(|| format!("cannot bind the admin listener on {addr}"))?;
@@ -133,12 +155,38 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     drop(stdout);
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(
-            signal = sig,
-            "stopping: no new connections, draining in-flight responses"
-        );
+    slabfront::notify::notify("READY=1");
+    if let Some(every) = slabfront::notify::watchdog_interval() {
+        let draining = server.draining();
+        std::thread::Builder::new()
+            .name("slabfront-watchdog".into())
+            .spawn(move || {
+                while !draining.load(std::sync::atomic::Ordering::Acquire) {
+                    slabfront::notify::notify("WATCHDOG=1");
+                    std::thread::sleep(every / 2);
+                }
+            })
+            .context("starting the watchdog thread")?;
     }
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => reload(&mut server, config_path.as_deref()),
+            SIGUSR1 => {
+                if let Some(sink) = &server.log_sink {
+                    tracing::info!("reopening the access log");
+                    sink.reopen();
+                }
+            }
+            _ => {
+                tracing::info!(
+                    signal = sig,
+                    "stopping: no new connections, draining in-flight responses"
+                );
+                break;
+            }
+        }
+    }
+    slabfront::notify::notify("STOPPING=1");
     server.stop();
     server.join();
     tracing::info!("stopped");

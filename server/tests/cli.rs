@@ -25,6 +25,10 @@ fn check_accepts_the_embedded_default_and_the_example() {
         .unwrap()
         .replace("/srv/www", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
+    let text = text.replace(
+        "/var/log/slabfront/access.log",
+        &dir.path().join("access.log").display().to_string(),
+    );
     let p = dir.path().join("example.toml");
     std::fs::write(&p, text).unwrap();
     let (ok, _, stderr) = slabfront(&["check", "--config", p.to_str().unwrap()]);

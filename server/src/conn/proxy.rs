@@ -14,7 +14,6 @@ use crate::proxy::meta::{Kind, Meta};
 use crate::proxy::policy::{self, CacheControl, ResponseFacts};
 use crate::proxy::upstream::{parse_head, BodyReader, Framing, Head, OriginClient, UpConn, UpstreamError};
 use crate::proxy::{now_ms, BehaviorRt, ProxyWorker};
-use crate::runtime::io::write_all;
 use crate::runtime::worker::Worker;
 use bytes::Bytes;
 use cache_store::ReadGuard;
@@ -225,7 +224,7 @@ impl Conn {
             None,
         );
         let request_ms = now_ms();
-        let answer = exchange_head(client, self.viewer_tls, head).await;
+        let answer = exchange_head(client, self.viewer_tls, head, &self.w.metrics).await;
         let (up, resp) = match answer {
             Ok(x) => x,
             Err(e) => {
@@ -441,10 +440,9 @@ impl Conn {
                     Bytes::from(piece)
                 };
                 if !framed_head.is_empty() || !body.is_empty() {
-                    let (res, back) = write_all(&mut self.stream, framed_head, body).await;
-                    self.out = back;
+                    self.out = framed_head;
                     head_sent = true;
-                    if res.is_err() {
+                    if self.send_out(body).await.is_err() {
                         viewer_ok = false;
                     }
                 }
@@ -496,7 +494,7 @@ impl Conn {
             framing,
         );
         let mut up = if framing.is_none() {
-            match exchange_head(client, self.viewer_tls, head).await {
+            match exchange_head(client, self.viewer_tls, head, &self.w.metrics).await {
                 Ok((up, resp)) => {
                     return self
                         .after_pass(req, keyed, px, client, up, resp, keep_alive)
@@ -534,7 +532,13 @@ impl Conn {
                 }
             };
         }
-        match read_response_head(&mut up, client, false).await {
+        let t0 = Instant::now();
+        let answer = read_response_head(&mut up, client, false).await;
+        match &answer {
+            Ok(_) => self.w.metrics.origin_ok(t0.elapsed()),
+            Err(e) => self.w.metrics.origin_error(e.kind()),
+        }
+        match answer {
             Ok(resp) => {
                 self.after_pass(req, keyed, px, client, up, resp, keep_alive)
                     .await
@@ -762,10 +766,7 @@ impl Conn {
                     // bytes already "sent". A send from the mapping copies them into the
                     // socket before it returns.)
                     let bytes = Bytes::from_owner(f.guard).slice(a..b);
-                    let out = std::mem::take(&mut self.out);
-                    let (res, out) = write_all(&mut self.stream, out, bytes).await;
-                    self.out = out;
-                    res.map_err(|_| End::Gone)?;
+                    self.send_out(bytes).await?;
                 } else {
                     self.send_cold(px, f.guard, a, b).await?;
                 }
@@ -788,10 +789,7 @@ impl Conn {
             if !store.resident(off, len) {
                 px.shared.prefetch.warm(off, len, PREFETCH_LIMIT).await;
             }
-            let out = std::mem::take(&mut self.out);
-            let (res, out) = write_all(&mut self.stream, out, bytes.slice(at..end)).await;
-            self.out = out;
-            res.map_err(|_| End::Gone)?;
+            self.send_out(bytes.slice(at..end)).await?;
             at = end;
         }
         Ok(())
@@ -875,10 +873,7 @@ impl Conn {
         out.header("Via", px.shared.via.as_bytes());
         out.end(keep_alive);
         let body = if head_only { Bytes::new() } else { body };
-        let out = std::mem::take(&mut self.out);
-        let (res, out) = write_all(&mut self.stream, out, body).await;
-        self.out = out;
-        res.map_err(|_| End::Gone)?;
+        self.send_out(body).await?;
         Ok(keep_alive)
     }
 }
@@ -1374,6 +1369,21 @@ async fn exchange_head(
     client: &OriginClient,
     viewer_tls: bool,
     head: Vec<u8>,
+    metrics: &crate::observe::WorkerMetrics,
+) -> Result<(UpConn, Head), UpstreamError> {
+    let t0 = Instant::now();
+    let r = exchange_head_once(client, viewer_tls, head).await;
+    match &r {
+        Ok(_) => metrics.origin_ok(t0.elapsed()),
+        Err(e) => metrics.origin_error(e.kind()),
+    }
+    r
+}
+
+async fn exchange_head_once(
+    client: &OriginClient,
+    viewer_tls: bool,
+    head: Vec<u8>,
 ) -> Result<(UpConn, Head), UpstreamError> {
     let tls = client.uses_tls(viewer_tls);
     let mut up = client.checkout(tls).await?;
@@ -1455,7 +1465,7 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
             None,
         );
         let request_ms = now_ms();
-        let Ok((mut up, resp)) = exchange_head(client, false, head).await else {
+        let Ok((mut up, resp)) = exchange_head(client, false, head, &w.metrics).await else {
             return;
         };
         if resp.status == 304 {

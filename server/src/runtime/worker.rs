@@ -24,19 +24,46 @@ pub struct Settings {
     pub shutdown_grace: Duration,
 }
 
-/// Per-worker state. Lives on one thread; nothing in it is locked.
+/// Per-worker state for one configuration generation. Lives on one thread; nothing in it is
+/// locked. A reload builds a new one; connections move to it between requests.
 pub struct Worker {
     pub id: usize,
     pub settings: Arc<Settings>,
     pub router: Router,
     pub statics: Vec<StaticOrigin>,
-    pub active: Cell<usize>,
+    /// Open connections (shared by every generation of this worker).
+    pub active: Rc<Cell<usize>>,
     /// Idle deadlines and shutdown, swept by the worker's ticker.
     pub waits: Rc<Waits>,
     /// The caching proxy, when the distribution has custom origins.
     pub proxy: Option<crate::proxy::ProxyWorker>,
+    /// This worker's counters (read by the admin listener).
+    pub metrics: Arc<crate::observe::WorkerMetrics>,
+    /// This worker's access-log buffer, when logging is on.
+    pub log: Option<Rc<crate::observe::LogBuffer>>,
+    /// The edge location written in logs (the node name).
+    pub edge: String,
+    requests: Rc<Cell<u64>>,
     bufs: RefCell<Vec<Vec<u8>>>,
+    /// The generation that replaced this one, after a reload.
+    next: RefCell<Option<Rc<Worker>>>,
 }
+
+/// What a worker is given besides its configuration.
+pub struct Extras {
+    pub proxy: Option<crate::proxy::ProxyWorker>,
+    pub metrics: Arc<crate::observe::WorkerMetrics>,
+    pub log: Option<Rc<crate::observe::LogBuffer>>,
+    pub edge: String,
+}
+
+/// Process start time, hex: makes request ids unique across restarts.
+static START_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}", t.as_micros())
+});
 
 /// Spare buffers kept per worker.
 const POOL: usize = 1024;
@@ -49,17 +76,47 @@ impl Worker {
         settings: Arc<Settings>,
         router: Router,
         statics: Vec<StaticOrigin>,
-        proxy: Option<crate::proxy::ProxyWorker>,
+        extras: Extras,
     ) -> Self {
         Worker {
             id,
             settings,
             router,
             statics,
-            proxy,
-            active: Cell::new(0),
+            proxy: extras.proxy,
+            metrics: extras.metrics,
+            log: extras.log,
+            edge: extras.edge,
+            requests: Rc::new(Cell::new(0)),
+            next: RefCell::new(None),
+            active: Rc::new(Cell::new(0)),
             waits: Rc::new(Waits::default()),
             bufs: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A new generation of this worker: the state that lives across reloads (connection
+    /// count, waits, counters, log buffer, request ids) carries over.
+    pub fn succeed(&self, mut next: Worker) -> Rc<Worker> {
+        next.active = self.active.clone();
+        next.waits = self.waits.clone();
+        next.requests = self.requests.clone();
+        next.metrics = self.metrics.clone();
+        next.log = self.log.clone();
+        let next = Rc::new(next);
+        *self.next.borrow_mut() = Some(next.clone());
+        next
+    }
+
+    /// The newest generation, if a reload replaced this one.
+    pub fn newest(&self) -> Option<Rc<Worker>> {
+        let mut cur = self.next.borrow().clone()?;
+        loop {
+            let n = cur.next.borrow().clone();
+            match n {
+                Some(n) => cur = n,
+                None => return Some(cur),
+            }
         }
     }
 
@@ -68,6 +125,20 @@ impl Worker {
         match self.router.route(path) {
             crate::router::Target::Custom(i) => Some(i),
             crate::router::Target::Static(_) => None,
+        }
+    }
+
+    /// A request id for the access log: unique per process (worker, sequence, start time).
+    pub fn request_id(&self) -> String {
+        let n = self.requests.get() + 1;
+        self.requests.set(n);
+        format!("{}{:02x}{:010x}", *START_ID, self.id, n)
+    }
+
+    /// Hands buffered log lines to the log thread.
+    pub fn flush_log(&self) {
+        if let Some(l) = &self.log {
+            l.flush(&self.metrics);
         }
     }
 
@@ -98,42 +169,116 @@ struct Active(Rc<Worker>);
 impl Drop for Active {
     fn drop(&mut self) {
         self.0.active.set(self.0.active.get() - 1);
+        let m = &self.0.metrics;
+        m.connections_active
+            .store(self.0.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-/// The worker's main task: accept on every listener until shutdown, then drain.
-pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, stop: Arc<AtomicBool>) {
-    // Ticker: the Date header once a second, and the process-wide stop flag.
-    let ticker = {
-        let w = w.clone();
-        monoio::spawn(async move {
-            loop {
-                crate::http::date::refresh();
-                if stop.load(Ordering::Acquire) {
-                    w.waits.shut_down();
-                    return;
-                }
-                w.waits.sweep(Instant::now());
-                monoio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let mut accepts = Vec::new();
-    for l in listeners {
-        match TcpListener::from_std(l) {
-            Ok(l) => accepts.push(monoio::spawn(accept_loop(w.clone(), l))),
-            Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
-        }
+/// A configuration change for one worker, handed over by a reload.
+pub struct WorkerReload {
+    /// The new generation, built by the worker from the new configuration.
+    pub build: Box<dyn FnOnce() -> Result<Worker, String> + Send>,
+    /// Listeners for addresses the new configuration adds (this worker's sockets).
+    pub add: Vec<(std::net::SocketAddr, std::net::TcpListener)>,
+    /// Addresses the new configuration no longer listens on.
+    pub remove: Vec<std::net::SocketAddr>,
+}
+
+/// Where reloads wait for the workers: one slot per worker, a generation counter, and a
+/// count of workers done with the latest one.
+#[derive(Default)]
+pub struct ReloadBox {
+    pub generation: std::sync::atomic::AtomicU64,
+    pub slots: std::sync::Mutex<Vec<Option<WorkerReload>>>,
+    pub applied: std::sync::atomic::AtomicUsize,
+}
+
+impl ReloadBox {
+    fn take(&self, id: usize) -> Option<WorkerReload> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+            .and_then(Option::take)
     }
-    ticker.await;
+}
+
+/// A listener's accept task and the event that retires it.
+struct Accepting {
+    addr: std::net::SocketAddr,
+    retire: Rc<event_listener::Event>,
+    task: monoio::task::JoinHandle<()>,
+}
+
+/// The worker's main task: accept on every listener until shutdown (applying reloads as they
+/// come), then drain.
+pub async fn run(
+    w: Rc<Worker>,
+    listeners: Vec<(std::net::SocketAddr, std::net::TcpListener)>,
+    stop: Arc<AtomicBool>,
+    reload: Arc<ReloadBox>,
+) {
+    let slot = Rc::new(RefCell::new(w.clone()));
+    let mut accepts: Vec<Accepting> = Vec::new();
+    let listen = |accepts: &mut Vec<Accepting>, addr, l: std::net::TcpListener| match TcpListener::from_std(l)
+    {
+        Ok(l) => {
+            let retire = Rc::new(event_listener::Event::new());
+            let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone()));
+            accepts.push(Accepting { addr, retire, task });
+        }
+        Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
+    };
+    for (addr, l) in listeners {
+        listen(&mut accepts, addr, l);
+    }
+    let mut seen = reload.generation.load(Ordering::Acquire);
+    // Ticks: the Date header once a second, log hand-over, idle deadlines, reloads, stop.
+    loop {
+        let cur = slot.borrow().clone();
+        crate::http::date::refresh();
+        cur.flush_log();
+        if stop.load(Ordering::Acquire) {
+            cur.waits.shut_down();
+            break;
+        }
+        let generation = reload.generation.load(Ordering::Acquire);
+        if generation != seen {
+            seen = generation;
+            if let Some(r) = reload.take(cur.id) {
+                match (r.build)() {
+                    Ok(next) => {
+                        let next = cur.succeed(next);
+                        *slot.borrow_mut() = next;
+                        for addr in &r.remove {
+                            for a in accepts.iter().filter(|a| a.addr == *addr) {
+                                a.retire.notify(usize::MAX);
+                            }
+                        }
+                        accepts.retain(|a| !r.remove.contains(&a.addr));
+                        for (addr, l) in r.add {
+                            listen(&mut accepts, addr, l);
+                        }
+                    }
+                    Err(e) => tracing::error!(worker = cur.id, error = %e, "reload failed on this worker"),
+                }
+            }
+            reload.applied.fetch_add(1, Ordering::AcqRel);
+        }
+        cur.waits.sweep(Instant::now());
+        monoio::time::sleep(Duration::from_millis(100)).await;
+    }
     for a in accepts {
-        a.await;
+        a.task.await;
     }
     // Draining: in-flight exchanges finish, idle connections have been told to close.
+    let w = slot.borrow().clone();
     let deadline = Instant::now() + w.settings.shutdown_grace;
     while w.active.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
+    w.flush_log();
     if w.active.get() > 0 {
         tracing::warn!(
             worker = w.id,
@@ -143,14 +288,23 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, stop: Arc
     }
 }
 
-async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
+async fn accept_loop(
+    slot: Rc<RefCell<Rc<Worker>>>,
+    listener: TcpListener,
+    retire: Rc<event_listener::Event>,
+) {
     let mut last_error_log: Option<Instant> = None;
     loop {
+        let w = slot.borrow().clone();
         let shutdown = w.waits.until_shutdown();
+        let retired = retire.listen();
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = shutdown => return,
+            _ = retired => return,
         };
+        // The newest generation takes the connection.
+        let w = slot.borrow().clone();
         match accepted {
             Ok((stream, _peer)) => {
                 if w.active.get() >= w.settings.max_connections {
@@ -158,6 +312,10 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener) {
                     continue;
                 }
                 w.active.set(w.active.get() + 1);
+                let m = &w.metrics;
+                m.add(&m.connections_total, 1);
+                m.connections_active
+                    .store(w.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
                 let guard = Active(w.clone());
                 monoio::spawn(async move {
                     crate::conn::serve(guard.0.clone(), stream).await;
