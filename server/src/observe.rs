@@ -587,7 +587,11 @@ fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     if f.metadata()?.len() == 0 {
-        f.write_all(log_header().as_bytes())?;
+        // A full disk must not stop the server: the lines that cannot be written are
+        // counted as dropped.
+        if let Err(e) = f.write_all(log_header().as_bytes()) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the access log header");
+        }
     }
     Ok(f)
 }

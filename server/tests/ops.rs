@@ -187,6 +187,20 @@ fn access_log_has_one_cloudfront_line_per_request_across_a_rotation() {
 }
 
 #[test]
+fn a_full_disk_turns_log_lines_into_counted_drops() {
+    let (dir, cfg) = setup("");
+    let cfg = cfg.replace(&dir.path().join("access.log").display().to_string(), "/dev/full");
+    let s = TestServer::start_config(tempfile::tempdir().unwrap(), &cfg);
+    for _ in 0..20 {
+        assert_eq!(s.get("/a.txt", &[]).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let text = String::from_utf8(http_get(s.admin_port.unwrap(), "/metrics").body).unwrap();
+    assert_eq!(metric(&text, "slabfront_access_log_dropped_total"), 20.0, "{text}");
+    assert_eq!(s.get("/a.txt", &[]).status, 200, "still serving");
+}
+
+#[test]
 fn sd_notify_messages_arrive_in_order() {
     let (dir, cfg) = setup("");
     let cfg_path = dir.path().join("slabfront.toml");
