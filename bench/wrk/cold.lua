@@ -1,0 +1,20 @@
+-- wrk script for a cold cache: every request asks for a URL nobody asked for before (a
+-- unique query string), so every one is a miss that goes to the origin. Reports like
+-- report.lua. The behavior must put query strings in the cache key (query_strings = "all").
+-- Usage: wrk -t1 -c64 -d20s -s bench/wrk/cold.lua http://127.0.0.1:8080/simple/
+local counter = 0
+local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1000000))
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", wrk.path .. "?cold=" .. prefix .. "-" .. counter)
+end
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("requests,req_per_s,mb_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors\n"))
+  io.write(string.format("%d,%.0f,%.1f,%.3f,%.3f,%.3f,%.3f,%d\n",
+    summary.requests, summary.requests / secs, summary.bytes / secs / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, errors))
+end
