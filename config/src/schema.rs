@@ -36,6 +36,42 @@ pub struct Config {
     /// Access logs in CloudFront's standard format. Off when absent.
     #[serde(default)]
     pub logging: Option<Logging>,
+    /// Certificates and protocol versions for `server.listen_tls`.
+    #[serde(default)]
+    pub tls: Tls,
+}
+
+/// `[tls]`: HTTPS for viewers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// `"TLSv1.2"` (TLS 1.2 and 1.3) or `"TLSv1.3"` (1.3 only).
+    #[serde(default)]
+    pub minimum_protocol_version: TlsVersion,
+    /// Certificates, chosen by SNI against the names each holds (wildcards too); the first
+    /// is the default.
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+}
+
+/// The oldest TLS version viewers may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "TLSv1.2")]
+    Tls12,
+    #[serde(rename = "TLSv1.3")]
+    Tls13,
+}
+
+/// `[[tls.certificates]]`: a PEM chain and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// The certificate chain (PEM), leaf first.
+    pub cert: String,
+    /// The private key (PEM: PKCS#8, RSA or EC).
+    pub key: String,
 }
 
 fn default_root_object() -> String {
@@ -48,6 +84,8 @@ fn default_root_object() -> String {
 pub struct Server {
     /// Addresses to listen on for plain HTTP, e.g. `["127.0.0.1:8080"]`.
     pub listen: Vec<String>,
+    /// Addresses to listen on for HTTPS, e.g. `["0.0.0.0:443"]` (needs `[[tls.certificates]]`).
+    pub listen_tls: Vec<String>,
     /// Worker threads, each a runtime pinned to a core; 0 = one per core.
     pub workers: usize,
     /// Which I/O driver: `auto` (io_uring, else epoll), `io_uring`, or `epoll`.
@@ -84,6 +122,7 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             listen: vec!["127.0.0.1:8080".into()],
+            listen_tls: Vec::new(),
             workers: 0,
             driver: Driver::Auto,
             max_connections: 16384,
@@ -219,6 +258,20 @@ pub struct CacheBehavior {
     /// Cookies in the cache key (and forwarded): "none", "all" or a list of names.
     #[serde(default)]
     pub cookies: KeyPart,
+    /// What plain-HTTP viewers get: served (`allow-all`), redirected (`redirect-to-https`:
+    /// 301 for GET/HEAD, 307 otherwise) or refused (`https-only`: 403).
+    #[serde(default)]
+    pub viewer_protocol_policy: ViewerProtocolPolicy,
+}
+
+/// CloudFront's viewer protocol policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViewerProtocolPolicy {
+    #[default]
+    AllowAll,
+    RedirectToHttps,
+    HttpsOnly,
 }
 
 /// `[[behaviors]]` entries have the same keys as the default behavior plus `path_pattern`.

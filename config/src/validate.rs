@@ -116,20 +116,35 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     let mut bad = |k: String, m: String| out.push((k, m));
     let s = &cfg.server;
 
-    if s.listen.is_empty() {
+    if s.listen.is_empty() && s.listen_tls.is_empty() {
         bad("server.listen".into(), "needs at least one address".into());
     }
     let mut seen = HashSet::new();
-    for (i, a) in s.listen.iter().enumerate() {
-        match a.parse::<SocketAddr>() {
-            Ok(addr) if !seen.insert(addr) => {
-                bad(format!("server.listen[{i}]"), format!("{a} is listed twice"))
+    for (key, list) in [("listen", &s.listen), ("listen_tls", &s.listen_tls)] {
+        for (i, a) in list.iter().enumerate() {
+            match a.parse::<SocketAddr>() {
+                Ok(addr) if addr.port() != 0 && !seen.insert(addr) => {
+                    bad(format!("server.{key}[{i}]"), format!("{a} is listed twice"))
+                }
+                Ok(_) => {}
+                Err(_) => bad(
+                    format!("server.{key}[{i}]"),
+                    format!("{a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\", \"[::1]:8080\")"),
+                ),
             }
-            Ok(_) => {}
-            Err(_) => bad(
-                format!("server.listen[{i}]"),
-                format!("{a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\", \"[::1]:8080\")"),
-            ),
+        }
+    }
+    if !s.listen_tls.is_empty() && cfg.tls.certificates.is_empty() {
+        bad(
+            "server.listen_tls".into(),
+            "HTTPS listeners need at least one [[tls.certificates]]".into(),
+        );
+    }
+    for (i, c) in cfg.tls.certificates.iter().enumerate() {
+        for (f, path) in [("cert", &c.cert), ("key", &c.key)] {
+            if let Err(e) = std::fs::File::open(path) {
+                bad(format!("tls.certificates[{i}].{f}"), format!("{path:?}: {e}"));
+            }
         }
     }
     for (key, v) in [

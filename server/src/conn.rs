@@ -7,13 +7,11 @@ use crate::http::response::simple;
 use crate::http::uri::{clean_path, split_target, PathError};
 use crate::http::{Method, Request, Status};
 use crate::router::Target;
-use crate::runtime::io::{try_read, write_all};
+use crate::runtime::viewer::Viewer;
 use crate::runtime::worker::Worker;
 use crate::static_files::Body;
 use bytes::Bytes;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::net::TcpStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -55,7 +53,7 @@ mod proxy;
 
 struct Conn {
     w: Rc<Worker>,
-    stream: TcpStream,
+    stream: Viewer,
     /// The viewer's address (for X-Forwarded-For and logs).
     peer: Option<std::net::SocketAddr>,
     /// The viewer came over TLS.
@@ -75,14 +73,15 @@ struct Conn {
 }
 
 /// Serves a connection until it closes.
-pub async fn serve(w: Rc<Worker>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().ok();
+pub async fn serve(w: Rc<Worker>, stream: Viewer) {
+    let _ = stream.tcp().set_nodelay(true);
+    let peer = stream.tcp().peer_addr().ok();
+    let viewer_tls = stream.is_tls();
     let mut c = Conn {
         w,
         stream,
         peer,
-        viewer_tls: false,
+        viewer_tls,
         bytes_in: 0,
         bytes_out: 0,
         head_at: None,
@@ -154,7 +153,7 @@ impl Conn {
         // sweeper's table is a few dozen), and ends them all on shutdown.
         let deadline = self.w.waits.wait_until(Instant::now() + wait);
         let ready = monoio::select! {
-            r = self.stream.readable(false) => r.is_ok(),
+            r = self.stream.readable() => r.is_ok(),
             _ = deadline => false,
         };
         if ready {
@@ -227,7 +226,7 @@ impl Conn {
         self.capture();
         let out = std::mem::take(&mut self.out);
         let n = (out.len() + body.len()) as u64;
-        let (res, out) = write_all(&mut self.stream, out, body).await;
+        let (res, out) = self.stream.write_all(out, body).await;
         self.out = out;
         self.bytes_out += n;
         self.w.metrics.add(&self.w.metrics.bytes_out, n);
@@ -238,6 +237,33 @@ impl Conn {
     async fn handle(&mut self, req: &Request) -> Result<bool, End> {
         let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
 
+        if !self.viewer_tls {
+            if let Some(refusal) = self.viewer_policy(req) {
+                self.read_body(req).await?;
+                let keep_alive = keep_alive && req.method != Method::Other;
+                let (status, location) = refusal;
+                match location {
+                    Some(loc) => simple(
+                        &mut self.out,
+                        status,
+                        "use HTTPS",
+                        req.method == Method::Head,
+                        keep_alive,
+                        &[("Location", loc.as_bytes())],
+                    ),
+                    None => simple(
+                        &mut self.out,
+                        status,
+                        "HTTPS is required",
+                        req.method == Method::Head,
+                        keep_alive,
+                        &[],
+                    ),
+                }
+                self.flush().await?;
+                return Ok(keep_alive);
+            }
+        }
         let route = self.route(req);
         if let Route::Custom(origin, behavior, path, query) = route {
             // The proxy reads (or streams) the body itself.
@@ -298,6 +324,40 @@ impl Conn {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// A plain-HTTP request under a behavior whose viewer protocol policy is not
+    /// `allow-all`: the redirect (301 for GET/HEAD, 307 otherwise) or the 403.
+    fn viewer_policy(&self, req: &Request) -> Option<(Status, Option<String>)> {
+        use config::ViewerProtocolPolicy as P;
+        if self.w.policies.iter().all(|p| *p == P::AllowAll) {
+            return None;
+        }
+        let (path, _) = split_target(req.target())?;
+        let clean = clean_path(path).ok()?;
+        let b = self.w.router.route_behavior(clean.path.as_bytes()).1;
+        match self.w.policies.get(b).copied().unwrap_or_default() {
+            P::AllowAll => None,
+            P::HttpsOnly => Some((Status(403), None)),
+            P::RedirectToHttps => {
+                let host = req
+                    .header("host")
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                // CloudFront redirects to the default HTTPS port: the Host's port goes.
+                let host = match host.strip_prefix('[') {
+                    Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
+                    None => host.split(':').next().unwrap_or_default().to_string(),
+                };
+                let target = String::from_utf8_lossy(req.target());
+                let status = if matches!(req.method, Method::Get | Method::Head) {
+                    301
+                } else {
+                    307
+                };
+                Some((Status(status), Some(format!("https://{host}{target}"))))
+            }
+        }
     }
 
     fn route(&self, req: &Request) -> Route {
@@ -419,7 +479,7 @@ impl Conn {
     /// Appends what the socket has to `buf`; 0 means the peer closed.
     async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
         // Usually the bytes are already there (we were woken by readability): take them now.
-        match try_read(&self.stream, &mut self.buf) {
+        match self.stream.try_read(&mut self.buf) {
             Some(Ok(n)) => {
                 self.count_in(n);
                 return Ok(n);
@@ -427,21 +487,17 @@ impl Conn {
             Some(Err(_)) => return Err(End::Gone),
             None => {}
         }
-        let mut buf = std::mem::take(&mut self.buf);
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
         }
-        let len = buf.len();
-        let cap = buf.capacity();
-        let read = self.stream.read(buf.slice_mut(len..cap));
+        let read = self.stream.read_some(&mut self.buf);
         match monoio::time::timeout_at(deadline.into(), read).await {
             Err(_) => Err(End::Timeout(phase)),
-            Ok((Ok(n), slice)) => {
-                self.buf = slice.into_inner();
+            Ok(Ok(n)) => {
                 self.count_in(n);
                 Ok(n)
             }
-            Ok((Err(_), _)) => Err(End::Gone),
+            Ok(Err(_)) => Err(End::Gone),
         }
     }
 
@@ -515,12 +571,9 @@ impl Conn {
             buf.reserve(4096);
         }
         while drained < 256 * 1024 {
-            let cap = buf.capacity();
-            match monoio::time::timeout_at(deadline.into(), self.stream.read(buf.slice_mut(0..cap))).await {
-                Ok((Ok(n), b)) if n > 0 => {
-                    drained += n;
-                    buf = b.into_inner();
-                }
+            buf.clear();
+            match monoio::time::timeout_at(deadline.into(), self.stream.read_some(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
                 _ => return,
             }
         }

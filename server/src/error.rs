@@ -27,6 +27,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS for viewers: {0}")]
+    ViewerTls(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
 }

@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod router;
 pub mod runtime;
 pub mod static_files;
+pub mod tls;
 
 use crate::http::codec::Limits;
 use crate::router::{PathPattern, Router, Target};
@@ -49,6 +50,8 @@ impl DriverKind {
 pub struct Server {
     /// The proxy's shared state (the slab), when there are custom origins.
     pub shared: Option<Arc<proxy::Shared>>,
+    /// The HTTPS listeners.
+    pub tls_addrs: Vec<SocketAddr>,
     /// Every worker's counters, summed by `/metrics`.
     pub metrics: Vec<Arc<observe::WorkerMetrics>>,
     /// The access-log writer (SIGUSR1 reopens its file).
@@ -82,6 +85,38 @@ fn choose_driver(wanted: Driver) -> Result<DriverKind, StartError> {
     }
 }
 
+/// Every listen address of a configuration as a key: `ADDR` (HTTP) or `tls:ADDR` (HTTPS).
+fn listen_keys(cfg: &Config) -> Vec<String> {
+    cfg.server
+        .listen
+        .iter()
+        .cloned()
+        .chain(cfg.server.listen_tls.iter().map(|a| format!("tls:{a}")))
+        .collect()
+}
+
+fn key_addr(key: &str) -> Option<(SocketAddr, bool)> {
+    match key.strip_prefix("tls:") {
+        Some(a) => Some((a.parse().ok()?, true)),
+        None => Some((key.parse().ok()?, false)),
+    }
+}
+
+/// (HTTPS, HTTP) socket addresses of the configured listeners.
+fn split_addrs(configured: &[(String, SocketAddr)]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let tls = configured
+        .iter()
+        .filter(|(k, _)| k.starts_with("tls:"))
+        .map(|(_, a)| *a)
+        .collect();
+    let plain = configured
+        .iter()
+        .filter(|(k, _)| !k.starts_with("tls:"))
+        .map(|(_, a)| *a)
+        .collect();
+    (tls, plain)
+}
+
 /// The request-path settings of a configuration.
 fn settings_of(cfg: &Config) -> Arc<Settings> {
     let s = &cfg.server;
@@ -108,9 +143,12 @@ impl Server {
             n => n,
         };
         let driver = choose_driver(cfg.server.driver)?;
-        let addrs: Vec<SocketAddr> = cfg.server.listen.iter().filter_map(|a| a.parse().ok()).collect();
+        let keys = listen_keys(cfg);
+        let parsed: Vec<(SocketAddr, bool)> = keys.iter().filter_map(|k| key_addr(k)).collect();
+        let addrs: Vec<SocketAddr> = parsed.iter().map(|(a, _)| *a).collect();
         let bound = runtime::listener::bind_all(&addrs, workers, driver == DriverKind::Epoll)
             .map_err(StartError::Listen)?;
+        let viewer_tls = tls::server_config(cfg).map_err(StartError::ViewerTls)?;
 
         // Check every directory origin before any worker starts.
         for o in &cfg.origins {
@@ -145,8 +183,13 @@ impl Server {
         let reload = Arc::new(runtime::worker::ReloadBox::default());
         let resolved = bound.addrs.clone();
         for (id, listeners) in bound.per_worker.into_iter().enumerate() {
-            let listeners: Vec<(SocketAddr, std::net::TcpListener)> =
-                resolved.iter().copied().zip(listeners).collect();
+            let listeners: Vec<(SocketAddr, std::net::TcpListener, bool)> = resolved
+                .iter()
+                .copied()
+                .zip(listeners)
+                .zip(parsed.iter().map(|(_, tls)| *tls))
+                .map(|((a, l), tls)| (a, l, tls))
+                .collect();
             let reload = reload.clone();
             let cfg = cfg.clone();
             let settings = settings.clone();
@@ -156,6 +199,7 @@ impl Server {
                 log_sink.clone(),
                 cfg.logging.as_ref().is_some_and(|l| l.include_cookies),
                 node.clone(),
+                viewer_tls.clone(),
             );
             let stop = stop.clone();
             let ready = ready_tx.clone();
@@ -218,21 +262,19 @@ impl Server {
                 }
             }
         }
+        let configured: Vec<(String, SocketAddr)> =
+            keys.into_iter().zip(bound.addrs.iter().copied()).collect();
+        let (tls_addrs, plain_addrs) = split_addrs(&configured);
         Ok(Server {
-            configured: cfg
-                .server
-                .listen
-                .iter()
-                .cloned()
-                .zip(bound.addrs.iter().copied())
-                .collect(),
+            configured,
+            tls_addrs,
             config: cfg.clone(),
             reload,
             node,
             shared: proxy.map(|p| p.0),
             metrics,
             log_sink,
-            addrs: bound.addrs,
+            addrs: plain_addrs,
             driver,
             workers,
             stop,
@@ -298,21 +340,23 @@ impl Server {
                 }
                 (None, true) => open_proxy(&new, &self.node).map_err(|e| e.to_string())?,
             };
+        let viewer_tls = tls::server_config(&new)?;
         // Listeners: bind the added addresses for every worker; retire the removed ones.
-        let added: Vec<SocketAddr> = new
-            .server
-            .listen
+        let new_keys = listen_keys(&new);
+        let added_keys: Vec<String> = new_keys
             .iter()
-            .filter(|a| !self.configured.iter().any(|(c, _)| c == *a))
-            .filter_map(|a| a.parse().ok())
+            .filter(|k| !self.configured.iter().any(|(c, _)| c == *k))
+            .cloned()
             .collect();
+        let added: Vec<(SocketAddr, bool)> = added_keys.iter().filter_map(|k| key_addr(k)).collect();
         let removed: Vec<(String, SocketAddr)> = self
             .configured
             .iter()
-            .filter(|(c, _)| !new.server.listen.contains(c))
+            .filter(|(c, _)| !new_keys.contains(c))
             .cloned()
             .collect();
-        let bound = runtime::listener::bind_all(&added, self.workers, self.driver == DriverKind::Epoll)
+        let added_addrs: Vec<SocketAddr> = added.iter().map(|(a, _)| *a).collect();
+        let bound = runtime::listener::bind_all(&added_addrs, self.workers, self.driver == DriverKind::Epoll)
             .map_err(|e| e.to_string())?;
         let settings = settings_of(&new);
         let cfg = Arc::new(new.clone());
@@ -326,12 +370,20 @@ impl Server {
                     None,
                     false,
                     new.server.node_name.clone().unwrap_or_else(|| self.node.clone()),
+                    viewer_tls.clone(),
                 );
                 slots.push(Some(runtime::worker::WorkerReload {
                     build: Box::new(move || {
                         build_worker(id, &cfg, settings, proxy.as_ref(), extras).map_err(|e| e.to_string())
                     }),
-                    add: bound.addrs.iter().copied().zip(listeners).collect(),
+                    add: bound
+                        .addrs
+                        .iter()
+                        .copied()
+                        .zip(listeners)
+                        .zip(added.iter().map(|(_, tls)| *tls))
+                        .map(|((a, l), tls)| (a, l, tls))
+                        .collect(),
                     remove: removed.iter().map(|(_, a)| *a).collect(),
                 }));
             }
@@ -345,14 +397,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.configured.retain(|(c, _)| new.server.listen.contains(c));
-        self.configured.extend(
-            added
-                .iter()
-                .map(|a| a.to_string())
-                .zip(bound.addrs.iter().copied()),
-        );
-        self.addrs = self.configured.iter().map(|(_, a)| *a).collect();
+        self.configured.retain(|(c, _)| new_keys.contains(c));
+        self.configured
+            .extend(added_keys.into_iter().zip(bound.addrs.iter().copied()));
+        let (tls_addrs, plain_addrs) = split_addrs(&self.configured);
+        self.addrs = plain_addrs;
+        self.tls_addrs = tls_addrs;
         if self.shared.is_none() {
             self.shared = proxy.map(|p| p.0);
         }
@@ -390,6 +440,7 @@ type WorkerExtras = (
     Option<Arc<observe::LogSink>>,
     bool,
     String,
+    Option<Arc<rustls::ServerConfig>>,
 );
 
 /// Shared proxy state and per-origin TLS configurations.
@@ -499,12 +550,18 @@ fn build_worker(
         }
         None => None,
     };
-    let (metrics, sink, include_cookies, edge) = extras;
+    let (metrics, sink, include_cookies, edge, viewer_tls) = extras;
+    let policies = std::iter::once(&cfg.default_cache_behavior)
+        .chain(cfg.behaviors.iter())
+        .map(|b| b.viewer_protocol_policy)
+        .collect();
     let extras = runtime::worker::Extras {
         proxy,
         metrics,
         log: sink.map(|s| Rc::new(observe::LogBuffer::new(s, include_cookies))),
         edge,
+        tls: viewer_tls,
+        policies,
     };
     Ok(Worker::new(id, settings, router, statics, extras))
 }

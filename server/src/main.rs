@@ -148,6 +148,9 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     for a in &server.addrs {
         text.push_str(&format!("slabfront listening on http://{a}/\n"));
     }
+    for a in &server.tls_addrs {
+        text.push_str(&format!("slabfront listening on https://{a}/\n"));
+    }
     if let Some(a) = admin_addr {
         text.push_str(&format!("slabfront admin on http://{a}/\n"));
     }

@@ -196,7 +196,11 @@ fn a_full_disk_turns_log_lines_into_counted_drops() {
     }
     std::thread::sleep(Duration::from_millis(400));
     let text = String::from_utf8(http_get(s.admin_port.unwrap(), "/metrics").body).unwrap();
-    assert_eq!(metric(&text, "slabfront_access_log_dropped_total"), 20.0, "{text}");
+    assert_eq!(
+        metric(&text, "slabfront_access_log_dropped_total"),
+        20.0,
+        "{text}"
+    );
     assert_eq!(s.get("/a.txt", &[]).status, 200, "still serving");
 }
 

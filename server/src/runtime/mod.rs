@@ -2,5 +2,6 @@
 
 pub mod io;
 pub mod listener;
+pub mod viewer;
 pub mod wait;
 pub mod worker;

@@ -43,6 +43,10 @@ pub struct Worker {
     pub log: Option<Rc<crate::observe::LogBuffer>>,
     /// The edge location written in logs (the node name).
     pub edge: String,
+    /// The viewer TLS configuration (certificates), when there are HTTPS listeners.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Viewer protocol policy per behavior (0 = the default behavior).
+    pub policies: Vec<config::ViewerProtocolPolicy>,
     requests: Rc<Cell<u64>>,
     bufs: RefCell<Vec<Vec<u8>>>,
     /// The generation that replaced this one, after a reload.
@@ -55,6 +59,8 @@ pub struct Extras {
     pub metrics: Arc<crate::observe::WorkerMetrics>,
     pub log: Option<Rc<crate::observe::LogBuffer>>,
     pub edge: String,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub policies: Vec<config::ViewerProtocolPolicy>,
 }
 
 /// Process start time, hex: makes request ids unique across restarts.
@@ -87,6 +93,8 @@ impl Worker {
             metrics: extras.metrics,
             log: extras.log,
             edge: extras.edge,
+            tls: extras.tls,
+            policies: extras.policies,
             requests: Rc::new(Cell::new(0)),
             next: RefCell::new(None),
             active: Rc::new(Cell::new(0)),
@@ -179,8 +187,9 @@ impl Drop for Active {
 pub struct WorkerReload {
     /// The new generation, built by the worker from the new configuration.
     pub build: Box<dyn FnOnce() -> Result<Worker, String> + Send>,
-    /// Listeners for addresses the new configuration adds (this worker's sockets).
-    pub add: Vec<(std::net::SocketAddr, std::net::TcpListener)>,
+    /// Listeners for addresses the new configuration adds (this worker's sockets), and
+    /// whether each is HTTPS.
+    pub add: Vec<(std::net::SocketAddr, std::net::TcpListener, bool)>,
     /// Addresses the new configuration no longer listens on.
     pub remove: Vec<std::net::SocketAddr>,
 }
@@ -215,23 +224,24 @@ struct Accepting {
 /// come), then drain.
 pub async fn run(
     w: Rc<Worker>,
-    listeners: Vec<(std::net::SocketAddr, std::net::TcpListener)>,
+    listeners: Vec<(std::net::SocketAddr, std::net::TcpListener, bool)>,
     stop: Arc<AtomicBool>,
     reload: Arc<ReloadBox>,
 ) {
     let slot = Rc::new(RefCell::new(w.clone()));
     let mut accepts: Vec<Accepting> = Vec::new();
-    let listen = |accepts: &mut Vec<Accepting>, addr, l: std::net::TcpListener| match TcpListener::from_std(l)
-    {
-        Ok(l) => {
-            let retire = Rc::new(event_listener::Event::new());
-            let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone()));
-            accepts.push(Accepting { addr, retire, task });
+    let listen = |accepts: &mut Vec<Accepting>, addr, l: std::net::TcpListener, tls: bool| {
+        match TcpListener::from_std(l) {
+            Ok(l) => {
+                let retire = Rc::new(event_listener::Event::new());
+                let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone(), tls));
+                accepts.push(Accepting { addr, retire, task });
+            }
+            Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
         }
-        Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
     };
-    for (addr, l) in listeners {
-        listen(&mut accepts, addr, l);
+    for (addr, l, tls) in listeners {
+        listen(&mut accepts, addr, l, tls);
     }
     let mut seen = reload.generation.load(Ordering::Acquire);
     // Ticks: the Date header once a second, log hand-over, idle deadlines, reloads, stop.
@@ -257,8 +267,8 @@ pub async fn run(
                             }
                         }
                         accepts.retain(|a| !r.remove.contains(&a.addr));
-                        for (addr, l) in r.add {
-                            listen(&mut accepts, addr, l);
+                        for (addr, l, tls) in r.add {
+                            listen(&mut accepts, addr, l, tls);
                         }
                     }
                     Err(e) => tracing::error!(worker = cur.id, error = %e, "reload failed on this worker"),
@@ -292,6 +302,7 @@ async fn accept_loop(
     slot: Rc<RefCell<Rc<Worker>>>,
     listener: TcpListener,
     retire: Rc<event_listener::Event>,
+    tls: bool,
 ) {
     let mut last_error_log: Option<Instant> = None;
     loop {
@@ -317,10 +328,27 @@ async fn accept_loop(
                 m.connections_active
                     .store(w.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
                 let guard = Active(w.clone());
-                monoio::spawn(async move {
-                    crate::conn::serve(guard.0.clone(), stream).await;
-                    drop(guard);
-                });
+                if tls {
+                    monoio::spawn(async move {
+                        let w = guard.0.clone();
+                        let Some(config) = w.tls.clone() else { return };
+                        let deadline = Instant::now() + w.settings.header_timeout;
+                        match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
+                            Ok(t) => {
+                                m_add(&w.metrics.tls_handshakes);
+                                crate::conn::serve(w, crate::runtime::viewer::Viewer::Tls(Box::new(t))).await;
+                            }
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        }
+                        drop(guard);
+                    });
+                } else {
+                    monoio::spawn(async move {
+                        crate::conn::serve(guard.0.clone(), crate::runtime::viewer::Viewer::Plain(stream))
+                            .await;
+                        drop(guard);
+                    });
+                }
             }
             Err(e) => {
                 // EMFILE and friends: log at most once a second and back off a little.
@@ -332,6 +360,13 @@ async fn accept_loop(
             }
         }
     }
+}
+
+fn m_add(a: &std::sync::atomic::AtomicU64) {
+    a.store(
+        a.load(std::sync::atomic::Ordering::Relaxed) + 1,
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// Over `max_connections`: a short 503 and close.

@@ -1,0 +1,270 @@
+//! The viewer's side of a connection: plain TCP, or TLS terminated here with rustls driven
+//! directly over the socket (non-blocking attempts first, the ring's readiness when the
+//! socket has nothing, so an idle TLS connection holds no read buffer either).
+
+use crate::runtime::io::{try_read, write_all};
+use bytes::Bytes;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// Plaintext handed to rustls per encryption pass: large records for large bodies, bounded
+/// memory per connection.
+const TLS_CHUNK: usize = 256 * 1024;
+
+/// A TLS session over a TCP stream.
+pub struct TlsConn {
+    tcp: TcpStream,
+    tls: rustls::ServerConnection,
+    /// Ciphertext received, not yet given to rustls.
+    inbuf: Vec<u8>,
+    /// The peer sent close_notify or closed.
+    eof: bool,
+}
+
+pub enum Viewer {
+    Plain(TcpStream),
+    Tls(Box<TlsConn>),
+}
+
+impl Viewer {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Viewer::Tls(_))
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Viewer::Plain(s) => s,
+            Viewer::Tls(t) => &t.tcp,
+        }
+    }
+
+    /// The negotiated protocol version and cipher suite (for logs).
+    pub fn tls_info(&self) -> Option<(String, String)> {
+        let Viewer::Tls(t) = self else { return None };
+        let v = t.tls.protocol_version().map(|v| match v {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+            other => format!("{other:?}"),
+        });
+        let c = t.tls.negotiated_cipher_suite().map(|c| {
+            let name = format!("{:?}", c.suite());
+            name.trim_start_matches("TLS13_")
+                .trim_start_matches("TLS_")
+                .replace('_', "-")
+        });
+        Some((v.unwrap_or_default(), c.unwrap_or_default()))
+    }
+
+    /// Waits until a read would find something (no buffer held meanwhile).
+    pub async fn readable(&mut self) -> io::Result<()> {
+        match self {
+            Viewer::Plain(s) => s.readable(false).await,
+            Viewer::Tls(t) => {
+                if t.has_plaintext() || !t.inbuf.is_empty() || t.eof {
+                    return Ok(());
+                }
+                t.tcp.readable(false).await
+            }
+        }
+    }
+
+    /// Appends what is there now to `buf`. `None`: nothing yet.
+    pub fn try_read(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+        match self {
+            Viewer::Plain(s) => try_read(s, buf),
+            Viewer::Tls(t) => t.try_read(buf),
+        }
+    }
+
+    /// Appends at least one byte to `buf` (0 = the peer closed).
+    pub async fn read_some(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Viewer::Plain(s) => {
+                if buf.capacity() - buf.len() < 1024 {
+                    buf.reserve(8 * 1024);
+                }
+                let (len, cap) = (buf.len(), buf.capacity());
+                let owned = std::mem::take(buf);
+                let (res, slice) = s.read(owned.slice_mut(len..cap)).await;
+                *buf = slice.into_inner();
+                res
+            }
+            Viewer::Tls(t) => loop {
+                if let Some(r) = t.try_read(buf) {
+                    return r;
+                }
+                t.tcp.readable(false).await?;
+            },
+        }
+    }
+
+    /// Writes `head` then `body` completely; gives the head buffer back, cleared.
+    pub async fn write_all(&mut self, head: Vec<u8>, body: Bytes) -> (io::Result<()>, Vec<u8>) {
+        match self {
+            Viewer::Plain(s) => write_all(s, head, body).await,
+            Viewer::Tls(t) => {
+                let r = t.write_all(&head, &body).await;
+                let mut head = head;
+                head.clear();
+                (r, head)
+            }
+        }
+    }
+
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Viewer::Plain(s) => s.shutdown().await,
+            Viewer::Tls(t) => {
+                t.tls.send_close_notify();
+                let _ = t.flush_tls().await;
+                t.tcp.shutdown().await
+            }
+        }
+    }
+}
+
+impl TlsConn {
+    /// Runs the handshake until the session can carry application data.
+    pub async fn accept(
+        tcp: TcpStream,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        deadline: Instant,
+    ) -> io::Result<TlsConn> {
+        let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut c = TlsConn {
+            tcp,
+            tls,
+            inbuf: Vec::new(),
+            eof: false,
+        };
+        c.tls.set_buffer_limit(None);
+        while c.tls.is_handshaking() {
+            if c.tls.wants_write() {
+                c.flush_tls().await?;
+                continue;
+            }
+            let got = match try_read(&c.tcp, &mut c.inbuf) {
+                Some(r) => r?,
+                None => {
+                    monoio::time::timeout_at(deadline.into(), c.tcp.readable(false))
+                        .await
+                        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+                    continue;
+                }
+            };
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if let Err(e) = c.feed() {
+                // Tell the peer why (an alert), then give up.
+                let _ = c.flush_tls().await;
+                return Err(e);
+            }
+        }
+        c.flush_tls().await?;
+        Ok(c)
+    }
+
+    fn has_plaintext(&mut self) -> bool {
+        self.tls
+            .process_new_packets()
+            .map(|s| s.plaintext_bytes_to_read() > 0)
+            .unwrap_or(true)
+    }
+
+    /// Gives the buffered ciphertext to rustls.
+    fn feed(&mut self) -> io::Result<()> {
+        while !self.inbuf.is_empty() {
+            let mut rd = &self.inbuf[..];
+            let n = self.tls.read_tls(&mut rd)?;
+            self.inbuf.drain(..n);
+            let state = self.tls.process_new_packets().map_err(io::Error::other)?;
+            if state.peer_has_closed() {
+                self.eof = true;
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_plaintext(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let mut total = 0;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.tls.reader().read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(total);
+                }
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = true;
+                    return Ok(total);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_read(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+        match self.take_plaintext(buf) {
+            Ok(0) if self.eof => return Some(Ok(0)),
+            Ok(0) => {}
+            r => return Some(r),
+        }
+        match try_read(&self.tcp, &mut self.inbuf) {
+            None => None,
+            Some(Err(e)) => Some(Err(e)),
+            Some(Ok(0)) => {
+                self.eof = true;
+                Some(Ok(0))
+            }
+            Some(Ok(_)) => {
+                if let Err(e) = self.feed() {
+                    return Some(Err(e));
+                }
+                match self.take_plaintext(buf) {
+                    Ok(0) if self.eof => Some(Ok(0)),
+                    // Only part of a record: wait for more.
+                    Ok(0) => None,
+                    r => Some(r),
+                }
+            }
+        }
+    }
+
+    /// Sends whatever rustls has encrypted.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            let mut out = Vec::with_capacity(16 * 1024);
+            while self.tls.wants_write() {
+                self.tls.write_tls(&mut out)?;
+            }
+            let (r, _) = write_all(&mut self.tcp, out, Bytes::new()).await;
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts and sends `head` and `body`, a bounded chunk at a time.
+    async fn write_all(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
+        self.tls.writer().write_all(head)?;
+        if body.is_empty() {
+            return self.flush_tls().await;
+        }
+        for piece in body.chunks(TLS_CHUNK) {
+            self.tls.writer().write_all(piece)?;
+            self.flush_tls().await?;
+        }
+        Ok(())
+    }
+}
