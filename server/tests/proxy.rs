@@ -394,12 +394,17 @@ fn stale_if_error_serves_the_stored_copy_when_the_origin_is_gone() {
 
 #[test]
 fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
-    let origin = Origin::start(|_r: &Seen| {
-        Reply::ok(
-            b"swr",
-            &[("Cache-Control", "max-age=1, stale-while-revalidate=60")],
-        )
-        .delayed(Duration::from_millis(300))
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let origin = Origin::start(move |_r: &Seen| {
+        // The refresh is fresh for a minute (Date has whole seconds: a 1 s lifetime could
+        // already be spent by the time the next request looks).
+        let cc = if c2.fetch_add(1, Ordering::SeqCst) == 0 {
+            "max-age=1, stale-while-revalidate=60"
+        } else {
+            "max-age=60"
+        };
+        Reply::ok(b"swr", &[("Cache-Control", cc)]).delayed(Duration::from_millis(300))
     });
     let s = start(&origin, "io_uring", "", "");
     s.get("/swr", &[]);
