@@ -2,6 +2,7 @@
 # The static-file benchmark: slabfront vs nginx, each pinned to core 0, load on core 1.
 # Usage: scripts/bench.sh [--runs N] [--duration SECS] [--idle-connections N]
 #        scripts/bench.sh --proxy [--runs N] [--duration SECS]   (vs nginx proxy_cache and Varnish)
+#        scripts/bench.sh --tls [--runs N] [--duration SECS]     (HTTPS, vs nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bench-deps.sh

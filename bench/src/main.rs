@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod cheap;
 mod procstat;
 mod proxy;
+mod tls;
 
 #[derive(Parser, Debug)]
 #[command(about = "slabfront vs nginx, static files, one server core")]
@@ -37,6 +38,9 @@ struct Args {
     /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
     #[arg(long)]
     proxy: bool,
+    /// The HTTPS benchmark (slabfront vs nginx, TLS 1.3, P-256) instead.
+    #[arg(long)]
+    tls: bool,
 }
 
 const SMALL: &str = "/1k.bin";
@@ -221,6 +225,12 @@ fn wrk_with(
     secs: u64,
     script: Option<&Path>,
 ) -> Result<Sample> {
+    let url = format!("http://127.0.0.1:{}{path}", server.port);
+    wrk_url(server, &url, conns, secs, script)
+}
+
+/// wrk against any URL (http or https).
+fn wrk_url(server: &ServerProc, url: &str, conns: usize, secs: u64, script: Option<&Path>) -> Result<Sample> {
     let before = server.cpu_ticks();
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", "1", "wrk", "-t1", "--latency"]);
@@ -230,7 +240,7 @@ fn wrk_with(
     let out = cmd
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))
-        .arg(format!("http://127.0.0.1:{}{path}", server.port))
+        .arg(url)
         .output()
         .context("running wrk (install it with scripts/bench-deps.sh)")?;
     let cpu = (server.cpu_ticks() - before) as f64 / ticks_per_sec();
@@ -385,6 +395,9 @@ fn main() -> Result<()> {
     }
     if args.proxy {
         return proxy::run(&args, &bin);
+    }
+    if args.tls {
+        return tls::run(&args, &bin);
     }
     let work = tempfile::tempdir()?;
     let root = work.path().join("www");

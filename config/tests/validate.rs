@@ -144,8 +144,12 @@ fn example_config_is_valid() {
     let dir = env!("CARGO_MANIFEST_DIR");
     let text = text
         .replace("/srv/www", dir)
-        .replace("/var/log/slabfront/access.log", &format!("{dir}/access.log"));
+        .replace("/var/log/slabfront/access.log", &format!("{dir}/access.log"))
+        .replace("/etc/slabfront/tls/edge.pem", &format!("{dir}/Cargo.toml"))
+        .replace("/etc/slabfront/tls/edge.key", &format!("{dir}/Cargo.toml"));
     let c = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.tls.certificates.len(), 1);
+    assert_eq!(c.server.listen_tls.len(), 1);
     assert_eq!(c.behaviors.len(), 2);
     assert!(c.logging.is_some() && c.admin.is_some());
     assert_eq!(c.error_responses.len(), 1);

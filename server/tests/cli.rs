@@ -25,10 +25,19 @@ fn check_accepts_the_embedded_default_and_the_example() {
         .unwrap()
         .replace("/srv/www", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let text = text.replace(
-        "/var/log/slabfront/access.log",
-        &dir.path().join("access.log").display().to_string(),
-    );
+    let text = text
+        .replace(
+            "/var/log/slabfront/access.log",
+            &dir.path().join("access.log").display().to_string(),
+        )
+        .replace(
+            "/etc/slabfront/tls/edge.pem",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        )
+        .replace(
+            "/etc/slabfront/tls/edge.key",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        );
     let p = dir.path().join("example.toml");
     std::fs::write(&p, text).unwrap();
     let (ok, _, stderr) = slabfront(&["check", "--config", p.to_str().unwrap()]);

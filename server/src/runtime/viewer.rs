@@ -22,6 +22,8 @@ pub struct TlsConn {
     inbuf: Vec<u8>,
     /// The peer sent close_notify or closed.
     eof: bool,
+    /// Ciphertext on its way out (kept for reuse).
+    out: Vec<u8>,
 }
 
 pub enum Viewer {
@@ -139,6 +141,7 @@ impl TlsConn {
             tls,
             inbuf: Vec::new(),
             eof: false,
+            out: Vec::new(),
         };
         c.tls.set_buffer_limit(None);
         while c.tls.is_handshaking() {
@@ -193,24 +196,29 @@ impl TlsConn {
     }
 
     fn take_plaintext(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let mut total = 0;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.tls.reader().read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(total);
+        let state = self.tls.process_new_packets().map_err(io::Error::other)?;
+        let avail = state.plaintext_bytes_to_read();
+        if avail == 0 {
+            if state.peer_has_closed() {
+                self.eof = true;
+            }
+            return Ok(0);
+        }
+        // Decrypted straight into the request buffer (only the new bytes are zeroed first).
+        let start = buf.len();
+        buf.resize(start + avail, 0);
+        match self.tls.reader().read(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                Ok(n)
+            }
+            Err(e) => {
+                buf.truncate(start);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Ok(0)
+                } else {
+                    Err(e)
                 }
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    total += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.eof = true;
-                    return Ok(total);
-                }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -245,12 +253,17 @@ impl TlsConn {
     /// Sends whatever rustls has encrypted.
     async fn flush_tls(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            let mut out = Vec::with_capacity(16 * 1024);
+            let mut out = std::mem::take(&mut self.out);
             while self.tls.wants_write() {
                 self.tls.write_tls(&mut out)?;
             }
-            let (r, _) = write_all(&mut self.tcp, out, Bytes::new()).await;
+            let (r, mut out) = write_all(&mut self.tcp, out, Bytes::new()).await;
             r?;
+            // Keep a modest buffer between responses; let a large one go.
+            if out.capacity() <= 64 * 1024 {
+                out.clear();
+                self.out = out;
+            }
         }
         Ok(())
     }
