@@ -199,6 +199,7 @@ impl Conn {
             let now = Instant::now();
             let pending = self.out.len() as u64;
             let id = w.request_id();
+            let ssl = self.stream.tls_info();
             log.push(
                 &crate::observe::LogEntry {
                     req,
@@ -215,6 +216,7 @@ impl Conn {
                     ttfb: self.first_byte.unwrap_or(now) - t0,
                     request_id: &id,
                     include_cookies: log.include_cookies,
+                    ssl: ssl.as_ref().map(|(v, c)| (v.as_str(), c.as_str())),
                 },
                 &w.metrics,
             );

@@ -409,6 +409,8 @@ pub struct LogEntry<'a> {
     pub ttfb: Duration,
     pub request_id: &'a str,
     pub include_cookies: bool,
+    /// TLS protocol and cipher, for HTTPS viewers.
+    pub ssl: Option<(&'a str, &'a str)>,
 }
 
 /// Appends one tab-separated line. Values are URL-encoded as CloudFront does (spaces,
@@ -466,8 +468,8 @@ pub fn log_line(out: &mut Vec<u8>, e: &LogEntry<'_>) {
         cs_bytes.as_bytes(),
         taken.as_bytes(),
         e.req.header("x-forwarded-for").unwrap_or_default(),
-        b"",
-        b"",
+        e.ssl.map_or(&b""[..], |s| s.0.as_bytes()),
+        e.ssl.map_or(&b""[..], |s| s.1.as_bytes()),
         result.as_bytes(),
         version.as_bytes(),
         b"",
@@ -727,6 +729,7 @@ mod tests {
                 ttfb: Duration::from_millis(3),
                 request_id: "abc",
                 include_cookies: false,
+                ssl: None,
             },
         );
         let line = String::from_utf8(out).unwrap();
