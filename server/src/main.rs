@@ -123,7 +123,8 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
         workers = server.workers,
         driver = server.driver.as_str(),
         listeners = ?server.addrs,
-        origins = cfg.origins.len(),
+        tls_listeners = ?server.tls_addrs,
+        origins = ?cfg.origins.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
         "slabfront started"
     );
     let admin_addr = match &cfg.admin {

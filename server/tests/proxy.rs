@@ -790,3 +790,43 @@ size = "64MiB"
     assert!(s2.stderr().contains("TLS handshake failed"), "{}", s2.stderr());
     assert_eq!(origin.count(), 1);
 }
+
+#[test]
+fn a_viewer_that_leaves_mid_fill_does_not_abort_the_fill_others_wait_on() {
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 253) as u8).collect();
+    let b2 = big.clone();
+    let origin = Origin::start(move |_r: &Seen| {
+        let mut r = Reply::ok(&b2, &[("Cache-Control", "max-age=60")]).delayed(Duration::from_millis(300));
+        r.chunked = true;
+        r
+    });
+    let s = start(&origin, "io_uring", "", "");
+    // The first viewer reads a little of the head, then goes away.
+    let mut quitter = s.connect();
+    quitter
+        .write_all(b"GET /fill HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // A second viewer asks meanwhile: it waits for the fill.
+    let port = s.port;
+    let waiter = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.write_all(b"GET /fill HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        read_response(&mut c, false).unwrap()
+    });
+    let mut first = [0u8; 64];
+    let _ = std::io::Read::read(&mut quitter, &mut first);
+    drop(quitter);
+    let r = waiter.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == big, "the waiting viewer got the whole body");
+    assert_eq!(
+        origin.count(),
+        1,
+        "one origin request despite the first viewer leaving"
+    );
+    let again = s.get("/fill", &[]);
+    assert_eq!(again.header("x-cache"), Some("Hit from slabfront"));
+    assert!(again.body == big);
+}
