@@ -176,6 +176,10 @@ impl Conn {
         self.first_byte = None;
         let r = self.handle(&req).await;
         self.record(&req, t0, in0, out0);
+        if let Ok(false) = r {
+            // Counted and logged first: the close may wait for the viewer.
+            self.linger().await;
+        }
         r
     }
 
@@ -272,7 +276,6 @@ impl Conn {
             let keep = Box::pin(self.proxy(req, origin, behavior, path, query, keep_alive)).await?;
             if !keep {
                 self.flush().await?;
-                self.linger().await;
                 return Ok(false);
             }
             if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
@@ -322,7 +325,6 @@ impl Conn {
         self.send(body).await?;
         if !keep_alive {
             self.flush().await?;
-            self.linger().await;
             return Ok(false);
         }
         Ok(true)

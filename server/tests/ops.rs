@@ -80,7 +80,18 @@ fn metrics_count_the_requests_made() {
     for _ in 0..3 {
         assert_eq!(s.get("/missing", &[]).status, 404);
     }
-    let r = http_get(s.admin_port.unwrap(), "/metrics");
+    // A request is counted just after its response is written: give the last one a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let r = loop {
+        let r = http_get(s.admin_port.unwrap(), "/metrics");
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        if text.contains("slabfront_requests_total{status_class=\"4xx\"} 3\n")
+            || std::time::Instant::now() > deadline
+        {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-type")
