@@ -349,7 +349,7 @@ fn reload_under_load_drops_nothing_and_switches_config() {
             "listen = [\"127.0.0.1:0\"]",
             &format!("listen = [\"127.0.0.1:0\", \"127.0.0.1:{extra_port}\"]"),
         );
-    std::fs::write(&cfg_path, new_cfg).unwrap();
+    std::fs::write(&cfg_path, &new_cfg).unwrap();
     signal(child.id(), "HUP");
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::Release);
@@ -376,6 +376,24 @@ fn reload_under_load_drops_nothing_and_switches_config() {
         b"<h1>two</h1>",
         "the added listener serves"
     );
+    // Removing the first listener: it stops accepting; the other keeps serving.
+    let mut open = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let only_extra = new_cfg.replace(
+        &format!("listen = [\"127.0.0.1:0\", \"127.0.0.1:{extra_port}\"]"),
+        &format!("listen = [\"127.0.0.1:{extra_port}\"]"),
+    );
+    std::fs::write(&cfg_path, only_extra).unwrap();
+    signal(child.id(), "HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the removed listener still accepts"
+    );
+    assert_eq!(http_get(extra_port, "/").status, 200);
+    // A connection accepted before the removal is still served.
+    open.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut open, false).unwrap().status, 200);
     signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 }
