@@ -13,7 +13,7 @@ use crate::format::*;
 use crate::map::Map;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -101,7 +101,9 @@ pub(crate) struct Loc {
     pub off: u64,
     pub hdr: EntryHeader,
     pub expires_at: AtomicU64,
-    pub accessed: AtomicBool,
+    /// Reads since written (saturating at 3): reclaim gives objects with reads another lap,
+    /// carrying one read less, so only objects read again and again stay.
+    pub freq: AtomicU8,
     pub seq: u64,
 }
 
@@ -290,7 +292,7 @@ impl Inner {
 
     /// Reclaims a run so its segments can be reused. Returns false if readers hold it (it is
     /// then retired: unreachable, reused later).
-    fn reclaim(&self, a: &mut Alloc, head: usize, reinsert: Option<&mut Vec<Vec<u8>>>) -> bool {
+    fn reclaim(&self, a: &mut Alloc, head: usize, reinsert: Option<&mut Vec<(Vec<u8>, u8)>>) -> bool {
         let len = a.run_len[head];
         if a.state[head] == State::Retired {
             if self.segs[head].readers.load(Ordering::SeqCst) != 0 {
@@ -316,12 +318,12 @@ impl Inner {
                     self.counters
                         .bytes_used
                         .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
-                    let hot = l.accessed.load(Ordering::Relaxed);
+                    let freq = l.freq.load(Ordering::Relaxed);
                     match reinsert.as_deref_mut() {
-                        Some(r) if hot && kept + hdr.total_len() <= budget => {
+                        Some(r) if freq > 0 && kept + hdr.total_len() <= budget => {
                             kept += hdr.total_len();
                             // SAFETY: the run is ours now (generation bumped, no readers).
-                            r.push(unsafe { self.map.slice(pos, hdr.total_len()) }.to_vec());
+                            r.push((unsafe { self.map.slice(pos, hdr.total_len()) }.to_vec(), freq - 1));
                         }
                         _ => {
                             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -352,7 +354,7 @@ impl Inner {
     }
 
     /// Allocates a run of `n` contiguous segments in ring order, reclaiming what is there.
-    fn alloc_run(&self, n: usize, reinsert: &mut Vec<Vec<u8>>) -> Result<(usize, u64)> {
+    fn alloc_run(&self, n: usize, reinsert: &mut Vec<(Vec<u8>, u8)>) -> Result<(usize, u64)> {
         if n > self.segments {
             return Err(Error::TooLarge {
                 size: n as u64 * self.seg_size,
@@ -416,7 +418,10 @@ impl Store {
         let found = {
             let shard = inner.shard(h).read().unwrap_or_else(|e| e.into_inner());
             shard.get(&h).map(|l| {
-                l.accessed.store(true, Ordering::Relaxed);
+                let f = l.freq.load(Ordering::Relaxed);
+                if f < 3 {
+                    l.freq.store(f + 1, Ordering::Relaxed);
+                }
                 (l.seg, l.gen, l.off, l.hdr, l.expires_at.load(Ordering::Relaxed))
             })
         };
@@ -700,7 +705,7 @@ struct OpenRun {
 pub struct Writer {
     inner: Arc<Inner>,
     run: Option<OpenRun>,
-    reinsert: Vec<Vec<u8>>,
+    reinsert: Vec<(Vec<u8>, u8)>,
 }
 
 impl Drop for Writer {
@@ -852,7 +857,7 @@ impl Writer {
         // Hot objects from the reclaimed segment get a second chance, unless an invalidation
         // ran meanwhile (it might have named them). Only when no entry is being carried.
         if carry.is_none() && inner.invalidations.load(Ordering::SeqCst) == generation {
-            for bytes in reinsert.drain(..) {
+            for (bytes, freq) in reinsert.drain(..) {
                 let len = bytes.len() as u64;
                 if run.pos + len + need > run.end {
                     inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -889,7 +894,7 @@ impl Writer {
                     off,
                     hdr,
                     expires_at: AtomicU64::new(expires),
-                    accessed: AtomicBool::new(false),
+                    freq: AtomicU8::new(freq),
                     seq,
                 });
                 inner.counters.reinserted.fetch_add(1, Ordering::Relaxed);
@@ -996,7 +1001,7 @@ impl WriteHandle<'_> {
             off,
             hdr: self.hdr,
             expires_at: AtomicU64::new(self.expires_at),
-            accessed: AtomicBool::new(false),
+            freq: AtomicU8::new(0),
             seq,
         });
         Ok(())
@@ -1046,7 +1051,7 @@ pub(crate) fn recovered_loc(seg: usize, off: u64, hdr: EntryHeader, expires_at: 
         off,
         hdr,
         expires_at: AtomicU64::new(expires_at),
-        accessed: AtomicBool::new(false),
+        freq: AtomicU8::new(0),
         seq,
     }
 }

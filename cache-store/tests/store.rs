@@ -274,3 +274,31 @@ fn warm_reads_a_range_in_and_residency_is_reported() {
     // Past the end of the file: clamped, not an error.
     s.warm(31 * MIB, 4 * MIB).unwrap();
 }
+
+#[test]
+fn objects_read_often_outlast_objects_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // 8 segments of 256 KiB: about 180 objects of 10 KB fit.
+    let s = Store::open(&opts(&dir, 4096 + 8 * 256 * 1024, 256 * 1024)).unwrap();
+    let mut w = s.writer();
+    w.insert(b"/often", b"", &body(1, 10_000), u64::MAX).unwrap();
+    w.insert(b"/once", b"", &body(2, 10_000), u64::MAX).unwrap();
+    for _ in 0..3 {
+        assert!(s.get(b"/often").is_some());
+    }
+    assert!(s.get(b"/once").is_some());
+    // About three laps of cold writes, without reading either again.
+    for i in 0..600u64 {
+        w.insert(format!("/cold/{i}").as_bytes(), b"", &body(i, 10_000), u64::MAX)
+            .unwrap();
+    }
+    assert!(
+        s.get(b"/often")
+            .is_some_and(|g| g.body() == body(1, 10_000).as_slice()),
+        "an object read three times is kept for three more laps"
+    );
+    assert!(
+        s.get(b"/once").is_none(),
+        "an object read once gets one more lap, not two"
+    );
+}

@@ -217,7 +217,10 @@ fn main() -> Result<()> {
         cap >> 20
     );
     println!("|---|---|");
-    println!("| slab (segment CLOCK with reinsertion) | {:.4} |", slab);
+    println!(
+        "| slab (segment CLOCK, reads counted to 3, reinsertion) | {:.4} |",
+        slab
+    );
     println!("| LRU (same bytes) | {:.4} |", lru_ratio(&t, cap));
     println!("| FIFO (same bytes) | {:.4} |", fifo_ratio(&t, cap));
     Ok(())
