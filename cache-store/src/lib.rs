@@ -5,7 +5,8 @@
 //! bytes (small, replaceable in place) and body bytes (immutable, read without copying).
 //! Objects are written log-structured: each [`Writer`] (one per worker) appends to a segment
 //! run it owns, so writers never contend; whole segments are reclaimed at once, with objects
-//! read since they were written given a second chance (segment-level CLOCK). A crash at any
+//! that were read given another lap per read, up to three (segment-level CLOCK with
+//! counters). A crash at any
 //! moment loses at most the objects being written; reopening rebuilds the index from the
 //! entry headers and verifies every checksum.
 //!
