@@ -84,7 +84,16 @@ impl Map {
         let page = 4096;
         let start = o - o % page;
         let span = len as usize + (o - start);
-        let mut vec = vec![0u8; span.div_ceil(page)];
+        let pages = span.div_ceil(page);
+        // Up to 1 MiB of pages on the stack (no allocation on the hit path), more on the heap.
+        let mut small = [0u8; 256];
+        let mut large = Vec::new();
+        let vec: &mut [u8] = if pages <= small.len() {
+            &mut small[..pages]
+        } else {
+            large.resize(pages, 0);
+            &mut large
+        };
         // SAFETY: `start..start+span` lies inside the mapping (checked above, rounded down to
         // its page-aligned start, which is inside the page-aligned mapping); `vec` has one
         // byte per page of that span, as mincore requires.

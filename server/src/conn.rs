@@ -187,7 +187,11 @@ impl Conn {
     fn capture(&mut self) {
         if let Some(at) = self.head_at {
             if at < self.out.len() {
-                self.note = crate::observe::Note::from_head(&self.out[at..]);
+                self.note = if self.w.log.is_some() {
+                    crate::observe::Note::from_head(&self.out[at..])
+                } else {
+                    crate::observe::Note::brief(&self.out[at..])
+                };
                 self.head_at = None;
                 self.first_byte = Some(Instant::now());
             }

@@ -64,6 +64,36 @@ impl Note {
         n
     }
 
+    /// Just the status and the cache result (for counters when nothing is logged).
+    pub fn brief(head: &[u8]) -> Note {
+        let status = head
+            .get(9..12)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        let end = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(head.len());
+        let head = &head[..end];
+        let result = head
+            .windows(10)
+            .position(|w| w.eq_ignore_ascii_case(b"\nX-Cache: "))
+            .map_or("", |i| {
+                match head[i + 10..].split(|&b| b == b' ').next().unwrap_or_default() {
+                    b"Hit" => "Hit",
+                    b"Miss" => "Miss",
+                    b"RefreshHit" => "RefreshHit",
+                    _ => "Error",
+                }
+            });
+        Note {
+            status,
+            result,
+            ..Note::default()
+        }
+    }
+
     /// The result type CloudFront logs: errors are `Error` whatever the cache did.
     pub fn edge_result(&self) -> &'static str {
         if self.status >= 400 {
@@ -666,6 +696,11 @@ mod tests {
         assert_eq!(n.content_len, Some(10));
         assert_eq!(n.range, Some((5, 14)));
         assert_eq!(n.edge_result(), "RefreshHit");
+        let b = Note::brief(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Type: text/html\r\nX-Cache: RefreshHit from slabfront\r\n\r\nbody",
+        );
+        assert_eq!((b.status, b.result), (206, "RefreshHit"));
+        assert_eq!(Note::brief(b"HTTP/1.1 200 OK\r\n\r\nX-Cache: Hit").result, "");
         let e = Note::from_head(b"HTTP/1.1 404 Not Found\r\n\r\n");
         assert_eq!(e.edge_result(), "Error");
     }

@@ -149,11 +149,11 @@ impl Conn {
             let found = lookup(px, keyed, req);
             let now = now_ms();
             if let Some(f) = found {
-                let cc = response_cc(&f.meta);
                 let age = f.meta.age_ms(now);
                 if age < f.meta.lifetime_ms {
                     return self.serve_stored(req, f, Outcome::Hit, "hit", keep_alive).await;
                 }
+                let cc = response_cc(&f.meta);
                 let stale_for = age - f.meta.lifetime_ms;
                 let may_serve_stale = !(cc.must_revalidate || cc.proxy_revalidate || cc.no_cache);
                 if may_serve_stale && cc.stale_while_revalidate.is_some_and(|s| stale_for < s * 1000) {
@@ -663,7 +663,10 @@ impl Conn {
         let px = w.proxy.as_ref().ok_or(End::Gone)?;
         let mut status = m.status;
         let mut range = None;
-        if status == 200 {
+        let conditional = req.headers().any(|(n, _)| {
+            n.len() >= 5 && (n[..3].eq_ignore_ascii_case(b"if-") || n.eq_ignore_ascii_case(b"range"))
+        });
+        if status == 200 && conditional {
             // Without Last-Modified, the Date stands in (RFC 9111 §4.3.2).
             let lm = m
                 .header("last-modified")
