@@ -1,6 +1,7 @@
 //! HTTPS for viewers: the rustls server configuration built from `[tls]` — certificates
 //! chosen by SNI (wildcards included, the first as default), the minimum protocol version,
-//! ALPN `http/1.1`, session tickets with rotating keys and a session cache.
+//! ALPN `http/1.1`, session tickets with rotating keys and a session cache. The crypto
+//! provider is aws-lc-rs (faster than ring on this machine, see bench/README.md).
 
 use config::{Config, TlsVersion};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -94,7 +95,7 @@ pub fn server_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
     if cfg.server.listen_tls.is_empty() {
         return Ok(None);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut certs = Vec::new();
     for c in &cfg.tls.certificates {
         certs.push(load(&c.cert, &c.key, &provider)?);
@@ -113,7 +114,7 @@ pub fn server_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
         .with_cert_resolver(Arc::new(SniResolver { certs }));
     sc.alpn_protocols = vec![b"http/1.1".to_vec()];
     sc.session_storage = rustls::server::ServerSessionMemoryCache::new(64 * 1024);
-    sc.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    sc.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(sc)))
 }
 
@@ -134,7 +135,7 @@ mod tests {
     #[test]
     fn sni_picks_by_name_and_wildcard_with_the_first_as_default() {
         let d = tempfile::tempdir().unwrap();
-        let p = rustls::crypto::ring::default_provider();
+        let p = rustls::crypto::aws_lc_rs::default_provider();
         let (a, ak) = cert_files(d.path(), "a", &["a.example"]);
         let (w, wk) = cert_files(d.path(), "w", &["*.b.example"]);
         let r = SniResolver {
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn mismatched_keys_and_empty_chains_are_refused() {
         let d = tempfile::tempdir().unwrap();
-        let p = rustls::crypto::ring::default_provider();
+        let p = rustls::crypto::aws_lc_rs::default_provider();
         let (a, _) = cert_files(d.path(), "a", &["a.example"]);
         let (_, bk) = cert_files(d.path(), "b", &["b.example"]);
         let e = load(&a, &bk, &p).unwrap_err();

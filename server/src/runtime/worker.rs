@@ -333,6 +333,8 @@ async fn accept_loop(
                         let w = guard.0.clone();
                         let Some(config) = w.tls.clone() else { return };
                         let deadline = Instant::now() + w.settings.header_timeout;
+                        // The handshake's flights go out at once, not after delayed ACKs.
+                        let _ = stream.set_nodelay(true);
                         match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
                             Ok(t) => {
                                 m_add(&w.metrics.tls_handshakes);
