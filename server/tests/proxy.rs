@@ -830,3 +830,33 @@ fn a_viewer_that_leaves_mid_fill_does_not_abort_the_fill_others_wait_on() {
     assert_eq!(again.header("x-cache"), Some("Hit from slabfront"));
     assert!(again.body == big);
 }
+
+#[test]
+fn configured_errors_are_cached_for_their_error_ttl() {
+    let origin = Origin::start(|r: &Seen| {
+        let status = if r.target.starts_with("/cached") { 503 } else { 500 };
+        Reply::ok(b"down", &[]).with_status(status)
+    });
+    let extra = r#"
+[[error_responses]]
+error_code = 503
+error_caching_min_ttl = 30
+
+[[error_responses]]
+error_code = 500
+error_caching_min_ttl = 0
+"#;
+    let s = start(&origin, "io_uring", "", extra);
+    assert_eq!(s.get("/cached", &[]).status, 503);
+    let again = s.get("/cached", &[]);
+    assert_eq!(again.status, 503);
+    assert_eq!(
+        again.header("x-cache"),
+        Some("Hit from slabfront"),
+        "a 503 is cached for 30 s"
+    );
+    assert_eq!(origin.count(), 1);
+    s.get("/uncached", &[]);
+    assert_eq!(s.get("/uncached", &[]).status, 500);
+    assert_eq!(origin.count(), 3, "error_caching_min_ttl = 0: not cached");
+}
