@@ -233,7 +233,6 @@ fn route(admin: &Admin, req: &AdminRequest) -> Reply {
 
 fn metrics(admin: &Admin) -> String {
     let slab = admin.shared.as_ref().map(|s| {
-        let st = s.store.stats();
         let invalidations = s
             .invalidations
             .lock()
@@ -241,17 +240,7 @@ fn metrics(admin: &Admin) -> String {
             .iter()
             .filter(|i| i.completed)
             .count() as u64;
-        crate::observe::SlabNumbers {
-            bytes_used: st.bytes_used,
-            capacity: st.capacity,
-            objects: st.objects,
-            hits: st.hits,
-            misses: st.misses,
-            evictions: st.evictions,
-            expired: st.expired,
-            corrupt_skipped: st.corrupt_skipped,
-            invalidations,
-        }
+        (s.store.stats(), invalidations)
     });
     let failures = admin
         .log_sink

@@ -150,16 +150,7 @@ impl Server {
             .map_err(StartError::Listen)?;
         let viewer_tls = tls::server_config(cfg).map_err(StartError::ViewerTls)?;
 
-        // Check every directory origin before any worker starts.
-        for o in &cfg.origins {
-            if let Some(p) = &o.path {
-                std::fs::canonicalize(p).map_err(|e| StartError::Origin {
-                    id: o.id.clone(),
-                    path: p.clone(),
-                    source: e,
-                })?;
-            }
-        }
+        check_directories(cfg)?;
 
         let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
         let proxy = open_proxy(cfg, &node)?;
@@ -183,13 +174,7 @@ impl Server {
         let reload = Arc::new(runtime::worker::ReloadBox::default());
         let resolved = bound.addrs.clone();
         for (id, listeners) in bound.per_worker.into_iter().enumerate() {
-            let listeners: Vec<(SocketAddr, std::net::TcpListener, bool)> = resolved
-                .iter()
-                .copied()
-                .zip(listeners)
-                .zip(parsed.iter().map(|(_, tls)| *tls))
-                .map(|((a, l), tls)| (a, l, tls))
-                .collect();
+            let listeners = with_tls_flags(&resolved, listeners, &parsed);
             let reload = reload.clone();
             let cfg = cfg.clone();
             let settings = settings.clone();
@@ -313,31 +298,13 @@ impl Server {
             tracing::warn!("[logging] changes only on restart; keeping the running access log");
             new.logging = old.logging.clone();
         }
-        for o in &new.origins {
-            if let Some(p) = &o.path {
-                std::fs::canonicalize(p).map_err(|e| format!("origin {:?}: {p:?}: {e}", o.id))?;
-            }
-        }
+        check_directories(&new).map_err(|e| e.to_string())?;
         // The slab: kept open; opened now if the new configuration is the first with a
         // custom origin.
         let proxy: Option<ProxyParts> =
             match (&self.shared, new.origins.iter().any(|o| o.domain_name.is_some())) {
                 (_, false) => None,
-                (Some(shared), true) => {
-                    let mut tls = Vec::new();
-                    for o in &new.origins {
-                        let needs = o.domain_name.is_some() && o.protocol != config::OriginProtocol::HttpOnly;
-                        tls.push(if needs {
-                            Some(
-                                proxy::upstream::tls_config(o)
-                                    .map_err(|e| format!("origin {:?}: {e}", o.id))?,
-                            )
-                        } else {
-                            None
-                        });
-                    }
-                    Some((shared.clone(), Arc::new(tls)))
-                }
+                (Some(shared), true) => Some((shared.clone(), origin_tls(&new).map_err(|e| e.to_string())?)),
                 (None, true) => open_proxy(&new, &self.node).map_err(|e| e.to_string())?,
             };
         let viewer_tls = tls::server_config(&new)?;
@@ -376,14 +343,7 @@ impl Server {
                     build: Box::new(move || {
                         build_worker(id, &cfg, settings, proxy.as_ref(), extras).map_err(|e| e.to_string())
                     }),
-                    add: bound
-                        .addrs
-                        .iter()
-                        .copied()
-                        .zip(listeners)
-                        .zip(added.iter().map(|(_, tls)| *tls))
-                        .map(|((a, l), tls)| (a, l, tls))
-                        .collect(),
+                    add: with_tls_flags(&bound.addrs, listeners, &added),
                     remove: removed.iter().map(|(_, a)| *a).collect(),
                 }));
             }
@@ -446,11 +406,22 @@ type WorkerExtras = (
 /// Shared proxy state and per-origin TLS configurations.
 type ProxyParts = (Arc<proxy::Shared>, Arc<Vec<Option<Arc<rustls::ClientConfig>>>>);
 
-/// Opens the slab and prepares TLS to origins, when any origin is a custom one.
-fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError> {
-    if cfg.origins.iter().all(|o| o.domain_name.is_none()) {
-        return Ok(None);
+/// Every directory origin must exist before workers use it.
+fn check_directories(cfg: &Config) -> Result<(), StartError> {
+    for o in &cfg.origins {
+        if let Some(p) = &o.path {
+            std::fs::canonicalize(p).map_err(|e| StartError::Origin {
+                id: o.id.clone(),
+                path: p.clone(),
+                source: e,
+            })?;
+        }
     }
+    Ok(())
+}
+
+/// The rustls client configuration of every custom origin that may be reached over HTTPS.
+fn origin_tls(cfg: &Config) -> Result<Arc<Vec<Option<Arc<rustls::ClientConfig>>>>, StartError> {
     let mut tls = Vec::with_capacity(cfg.origins.len());
     for o in &cfg.origins {
         let needs_tls = o.domain_name.is_some() && o.protocol != config::OriginProtocol::HttpOnly;
@@ -465,6 +436,30 @@ fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError
             None
         });
     }
+    Ok(Arc::new(tls))
+}
+
+/// One worker's sockets with their addresses and whether each is HTTPS.
+fn with_tls_flags(
+    addrs: &[SocketAddr],
+    sockets: Vec<std::net::TcpListener>,
+    parsed: &[(SocketAddr, bool)],
+) -> Vec<(SocketAddr, std::net::TcpListener, bool)> {
+    addrs
+        .iter()
+        .copied()
+        .zip(sockets)
+        .zip(parsed.iter().map(|(_, tls)| *tls))
+        .map(|((a, l), tls)| (a, l, tls))
+        .collect()
+}
+
+/// Opens the slab and prepares TLS to origins, when any origin is a custom one.
+fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError> {
+    if cfg.origins.iter().all(|o| o.domain_name.is_none()) {
+        return Ok(None);
+    }
+    let tls = origin_tls(cfg)?;
     let path = std::path::Path::new(&cfg.cache.path);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Cache {
@@ -492,7 +487,7 @@ fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError
         path: cfg.cache.path.clone(),
         message: format!("cannot start the prefetch thread: {e}"),
     })?;
-    Ok(Some((Arc::new(shared), Arc::new(tls))))
+    Ok(Some((Arc::new(shared), tls)))
 }
 
 /// This machine's host name (for `Via`), or "slabfront".

@@ -136,7 +136,12 @@ pub struct WorkerMetrics {
 }
 
 fn bump(a: &AtomicU64) {
-    a.store(a.load(Relaxed) + 1, Relaxed);
+    add(a, 1);
+}
+
+/// Adds to a counter only this worker writes (no read-modify-write instruction needed).
+fn add(a: &AtomicU64, n: u64) {
+    a.store(a.load(Relaxed) + n, Relaxed);
 }
 
 impl WorkerMetrics {
@@ -169,8 +174,7 @@ impl WorkerMetrics {
         let s = latency.as_secs_f64();
         let i = BUCKETS.iter().position(|&b| s <= b).unwrap_or(BUCKETS.len());
         bump(&self.origin_latency[i]);
-        let us = &self.origin_latency_sum_us;
-        us.store(us.load(Relaxed) + latency.as_micros() as u64, Relaxed);
+        add(&self.origin_latency_sum_us, latency.as_micros() as u64);
     }
 
     pub fn origin_error(&self, kind: &str) {
@@ -181,27 +185,14 @@ impl WorkerMetrics {
     }
 
     pub fn add(&self, a: &AtomicU64, n: u64) {
-        a.store(a.load(Relaxed) + n, Relaxed);
+        add(a, n);
     }
-}
-
-/// Slab numbers for the scrape.
-pub struct SlabNumbers {
-    pub bytes_used: u64,
-    pub capacity: u64,
-    pub objects: u64,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub expired: u64,
-    pub corrupt_skipped: u64,
-    pub invalidations: u64,
 }
 
 /// Every worker's counters summed, in the Prometheus text exposition format (0.0.4).
 pub fn prometheus(
     workers: &[Arc<WorkerMetrics>],
-    slab: Option<SlabNumbers>,
+    slab: Option<(cache_store::Stats, u64)>,
     log_write_failures: u64,
     draining: bool,
 ) -> String {
@@ -354,7 +345,7 @@ pub fn prometheus(
         "Time from sending a request to an origin to its response head.",
         b,
     );
-    if let Some(s) = slab {
+    if let Some((s, invalidations)) = slab {
         for (name, kind, help, v) in [
             (
                 "slabfront_slab_bytes_used",
@@ -403,7 +394,7 @@ pub fn prometheus(
                 "slabfront_invalidations_total",
                 "counter",
                 "Invalidation requests completed.",
-                s.invalidations,
+                invalidations,
             ),
         ] {
             put(name, kind, help, format!("{name} {v}\n"));

@@ -84,22 +84,11 @@ impl Conn {
     ) -> Result<bool, End> {
         let w = self.w.clone();
         let head_only = req.method == Method::Head;
-        let (Some(px), true) = (w.proxy.as_ref(), origin != usize::MAX) else {
-            self.read_body(req).await?;
-            simple(
-                &mut self.out,
-                Status(502),
-                "origin not available",
-                head_only,
-                keep_alive,
-                &[],
-            );
-            return Ok(keep_alive);
-        };
-        let (Some(client), Some(b)) = (
-            px.origins.get(origin).and_then(Option::as_ref),
-            px.behaviors.get(behavior),
-        ) else {
+        let parts = w.proxy.as_ref().and_then(|px| {
+            let client = px.origins.get(origin).and_then(Option::as_ref)?;
+            Some((px, client, px.behaviors.get(behavior)?))
+        });
+        let Some((px, client, b)) = parts else {
             self.read_body(req).await?;
             simple(
                 &mut self.out,
@@ -153,7 +142,7 @@ impl Conn {
                 if age < f.meta.lifetime_ms {
                     return self.serve_stored(req, f, Outcome::Hit, "hit", keep_alive).await;
                 }
-                let cc = response_cc(&f.meta);
+                let cc = response_cc(&f.meta.headers);
                 let stale_for = age - f.meta.lifetime_ms;
                 let may_serve_stale = !(cc.must_revalidate || cc.proxy_revalidate || cc.no_cache);
                 if may_serve_stale && cc.stale_while_revalidate.is_some_and(|s| stale_for < s * 1000) {
@@ -208,12 +197,7 @@ impl Conn {
         keep_alive: bool,
     ) -> Result<bool, End> {
         let epoch = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
-        let validators = stale.as_ref().map(|f| {
-            (
-                f.meta.header("etag").map(<[u8]>::to_vec),
-                f.meta.header("last-modified").map(<[u8]>::to_vec),
-            )
-        });
+        let validators = stale.as_ref().map(|f| validators_of(&f.meta));
         let head = request_head(
             b"GET",
             keyed,
@@ -534,10 +518,7 @@ impl Conn {
         }
         let t0 = Instant::now();
         let answer = read_response_head(&mut up, client, false).await;
-        match &answer {
-            Ok(_) => self.w.metrics.origin_ok(t0.elapsed()),
-            Err(e) => self.w.metrics.origin_error(e.kind()),
-        }
+        count_origin(&self.w.metrics, t0, &answer);
         match answer {
             Ok(resp) => {
                 self.after_pass(req, keyed, px, client, up, resp, keep_alive)
@@ -1010,24 +991,16 @@ fn request_value(req: &Request, name: &str) -> Option<Vec<u8>> {
     Some(vals.collect::<Vec<_>>().join(&b", "[..]))
 }
 
-/// The caching directives that apply to a stored or received response: `CDN-Cache-Control`
-/// (RFC 9213) when present, else `Cache-Control`.
-fn response_cc(m: &Meta) -> CacheControl {
-    if m.header("cdn-cache-control").is_some() {
-        return CacheControl::parse(m.header_values("cdn-cache-control"));
+/// The caching directives of a response (received or stored): `CDN-Cache-Control`
+/// (RFC 9213), else the `Surrogate-Control` directives aimed at this cache, else
+/// `Cache-Control`.
+fn response_cc(headers: &[(String, Vec<u8>)]) -> CacheControl {
+    use crate::proxy::fields::values;
+    if values(headers, "cdn-cache-control").next().is_some() {
+        return CacheControl::parse(values(headers, "cdn-cache-control"));
     }
-    CacheControl::parse_surrogate(m.header_values("surrogate-control"), SURROGATE_TOKEN)
-        .unwrap_or_else(|| CacheControl::parse(m.header_values("cache-control")))
-}
-
-/// The caching directives of a response: `CDN-Cache-Control` (RFC 9213), else the
-/// `Surrogate-Control` directives aimed at this cache, else `Cache-Control`.
-fn head_cc(h: &Head) -> CacheControl {
-    if h.header("cdn-cache-control").is_some() {
-        return CacheControl::parse(h.header_values("cdn-cache-control"));
-    }
-    CacheControl::parse_surrogate(h.header_values("surrogate-control"), SURROGATE_TOKEN)
-        .unwrap_or_else(|| CacheControl::parse(h.header_values("cache-control")))
+    CacheControl::parse_surrogate(values(headers, "surrogate-control"), SURROGATE_TOKEN)
+        .unwrap_or_else(|| CacheControl::parse(values(headers, "cache-control")))
 }
 
 /// Targeted caching headers are for this cache only: never sent downstream.
@@ -1039,7 +1012,7 @@ fn targeted(lname: &str) -> bool {
 /// the response forbids serving it stale (must-revalidate, proxy-revalidate, s-maxage,
 /// no-cache); `stale-if-error` bounds how stale.
 fn stale_if_error_allows(m: &Meta) -> bool {
-    let cc = response_cc(m);
+    let cc = response_cc(&m.headers);
     if cc.must_revalidate || cc.proxy_revalidate || cc.no_cache || cc.s_maxage.is_some() {
         return false;
     }
@@ -1076,7 +1049,7 @@ fn meta_for(
         .header("date")
         .and_then(policy::parse_date)
         .unwrap_or(now / 1000);
-    let cc = head_cc(h);
+    let cc = response_cc(&h.headers);
     let facts = ResponseFacts {
         status: h.status,
         cc: cc.clone(),
@@ -1251,6 +1224,13 @@ fn same_host_url_prefix(v: &[u8], req: &Request) -> Option<Vec<u8>> {
 /// A stored response's `ETag` and `Last-Modified`, for a conditional request.
 type Validators = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+fn validators_of(m: &Meta) -> Validators {
+    (
+        m.header("etag").map(<[u8]>::to_vec),
+        m.header("last-modified").map(<[u8]>::to_vec),
+    )
+}
+
 /// The request head sent to the origin.
 fn request_head(
     method: &[u8],
@@ -1376,11 +1356,16 @@ async fn exchange_head(
 ) -> Result<(UpConn, Head), UpstreamError> {
     let t0 = Instant::now();
     let r = exchange_head_once(client, viewer_tls, head).await;
-    match &r {
+    count_origin(metrics, t0, &r);
+    r
+}
+
+/// Counts an origin exchange: its latency, or the kind of its failure.
+fn count_origin<T>(metrics: &crate::observe::WorkerMetrics, t0: Instant, r: &Result<T, UpstreamError>) {
+    match r {
         Ok(_) => metrics.origin_ok(t0.elapsed()),
         Err(e) => metrics.origin_error(e.kind()),
     }
-    r
 }
 
 async fn exchange_head_once(
@@ -1454,10 +1439,7 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
             return;
         };
         let epoch = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
-        let validators = (
-            meta.header("etag").map(<[u8]>::to_vec),
-            meta.header("last-modified").map(<[u8]>::to_vec),
-        );
+        let validators = validators_of(&meta);
         let head = request_head(
             b"GET",
             &keyed,

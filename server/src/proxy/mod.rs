@@ -2,6 +2,7 @@
 //! metadata, request collapsing and invalidations. The exchange itself lives in
 //! `conn::proxy`.
 
+pub mod fields;
 pub mod fills;
 pub mod key;
 pub mod meta;

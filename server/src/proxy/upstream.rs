@@ -117,18 +117,14 @@ pub struct Head {
 }
 
 impl Head {
+    /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        super::fields::first(&self.headers, name)
     }
 
+    /// Every value line of a header.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        super::fields::values(&self.headers, name)
     }
 }
 

@@ -337,7 +337,7 @@ async fn accept_loop(
                         let _ = stream.set_nodelay(true);
                         match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
                             Ok(t) => {
-                                m_add(&w.metrics.tls_handshakes);
+                                w.metrics.add(&w.metrics.tls_handshakes, 1);
                                 crate::conn::serve(w, crate::runtime::viewer::Viewer::Tls(Box::new(t))).await;
                             }
                             Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -362,13 +362,6 @@ async fn accept_loop(
             }
         }
     }
-}
-
-fn m_add(a: &std::sync::atomic::AtomicU64) {
-    a.store(
-        a.load(std::sync::atomic::Ordering::Relaxed) + 1,
-        std::sync::atomic::Ordering::Relaxed,
-    );
 }
 
 /// Over `max_connections`: a short 503 and close.
