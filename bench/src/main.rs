@@ -97,14 +97,10 @@ fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on 127.0.0.1:{port}")
 }
 
-fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
-    let cfg = work.join("slabfront.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:{SF_PORT}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
-        ),
-    )?;
+/// Starts slabfront pinned to core 0 with `config` (written to `work/<name>.toml`).
+fn start_slabfront_with(bin: &Path, work: &Path, name: &str, config: &str, port: u16) -> Result<ServerProc> {
+    let cfg = work.join(format!("{name}.toml"));
+    std::fs::write(&cfg, config)?;
     let child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(bin)
@@ -112,20 +108,38 @@ fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
         .arg(&cfg)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("slabfront.log"))?)
+        .stderr(std::fs::File::create(work.join(format!("{name}.log")))?)
         .spawn()
         .context("starting slabfront")?;
-    wait_port(SF_PORT)?;
+    wait_port(port)?;
     Ok(ServerProc {
         name: "slabfront",
         child,
-        port: SF_PORT,
+        port,
     })
 }
 
-fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
-    let prefix = work.join("nginx");
+fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{SF_PORT}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
+    );
+    start_slabfront_with(bin, work, "slabfront", &config, SF_PORT)
+}
+
+/// Starts an nginx (one worker, pinned to `core`) whose configuration is the common header
+/// (pid, logs, temp paths under `work/<dir>`) around `http_body`, the inside of `http {}`.
+/// `{p}` in `http_body` stands for that folder.
+fn start_nginx_with(
+    work: &Path,
+    dir: &str,
+    core: &str,
+    name: &'static str,
+    http_body: &str,
+    port: u16,
+) -> Result<ServerProc> {
+    let prefix = work.join(dir);
     std::fs::create_dir_all(prefix.join("logs"))?;
+    let p = prefix.display().to_string();
     let conf = prefix.join("nginx.conf");
     std::fs::write(
         &conf,
@@ -133,11 +147,37 @@ fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
             r#"worker_processes 1;
 worker_rlimit_nofile 19500;
 daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log warn;
 events {{ worker_connections 19000; }}
 http {{
-    access_log off;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+{body}
+}}
+"#,
+            body = http_body.replace("{p}", &p)
+        ),
+    )?;
+    let child = Command::new("taskset")
+        .args(["-c", core, "nginx", "-c"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx (install it with scripts/bench-deps.sh)")?;
+    wait_port(port)?;
+    Ok(ServerProc { name, child, port })
+}
+
+fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
+    let body = format!(
+        r#"    access_log off;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -146,36 +186,34 @@ http {{
     open_file_cache max=1000 inactive=60s;
     open_file_cache_valid 60s;
     types {{ text/html html; application/octet-stream bin; }}
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
     server {{
         listen 127.0.0.1:{NGINX_PORT} reuseport backlog=4096;
         root {root};
-    }}
-}}
-"#,
-            prefix = prefix.display(),
-            root = root.display()
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "0", "nginx", "-c"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(&prefix)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx (install it with scripts/bench-deps.sh)")?;
-    wait_port(NGINX_PORT)?;
-    Ok(ServerProc {
-        name: "nginx",
-        child,
-        port: NGINX_PORT,
-    })
+    }}"#,
+        root = root.display()
+    );
+    start_nginx_with(work, "nginx", "0", "nginx", &body, NGINX_PORT)
+}
+
+/// The files every benchmark serves: 1 KiB and a page the size of PyPI's `/simple/`.
+fn make_site(work: &Path) -> Result<std::path::PathBuf> {
+    let root = work.join("www");
+    std::fs::create_dir(&root)?;
+    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
+    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
+    std::fs::write(root.join("simple.html"), large)?;
+    Ok(root)
+}
+
+/// `runs` runs of `f` on every server, alternating servers within each run.
+fn run_cell(servers: &[ServerProc], runs: usize, f: &dyn Fn(&ServerProc) -> Result<Sample>) -> Result<Cell> {
+    let mut cell: Cell = vec![Vec::new(); servers.len()];
+    for _ in 0..runs {
+        for (i, s) in servers.iter().enumerate() {
+            cell[i].push(f(s)?);
+        }
+    }
+    Ok(cell)
 }
 
 /// One measured run.
@@ -400,11 +438,7 @@ fn main() -> Result<()> {
         return tls::run(&args, &bin);
     }
     let work = tempfile::tempdir()?;
-    let root = work.path().join("www");
-    std::fs::create_dir(&root)?;
-    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
-    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
-    std::fs::write(root.join("simple.html"), large)?;
+    let root = make_site(work.path())?;
 
     let servers = [
         start_slabfront(&bin, &root, work.path())?,
@@ -418,15 +452,7 @@ fn main() -> Result<()> {
         args.runs
     );
 
-    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
-        let mut cell: Cell = vec![Vec::new(), Vec::new()];
-        for _ in 0..args.runs {
-            for (i, s) in servers.iter().enumerate() {
-                cell[i].push(f(s)?);
-            }
-        }
-        Ok(cell)
-    };
+    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let mut rows: Vec<(String, Cell)> = Vec::new();
     if args.only_memory {
         return memory_table(&servers, args.idle_connections);

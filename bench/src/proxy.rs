@@ -4,7 +4,8 @@
 //! (1,000 concurrent requests for one cold object, origin fetches counted).
 
 use crate::{
-    cheap, print_rows, wait_port, wrk, wrk_with, Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL,
+    cheap, make_site, print_rows, run_cell, start_nginx_with, start_slabfront_with, wait_port, wrk, wrk_with,
+    Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL,
 };
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
@@ -20,56 +21,21 @@ const VARNISH_PORT: u16 = 18084;
 
 /// The origin: nginx serving the files with an hour of freshness, logging every request.
 fn start_origin(root: &Path, work: &Path) -> Result<ServerProc> {
-    let prefix = work.join("origin");
-    std::fs::create_dir_all(prefix.join("logs"))?;
-    let conf = prefix.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"worker_processes 1;
-worker_rlimit_nofile 19500;
-daemon off;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log warn;
-events {{ worker_connections 8000; }}
-http {{
-    access_log {p}/logs/access.log;
+    let body = format!(
+        r#"    access_log {{p}}/logs/access.log;
     sendfile on;
     tcp_nodelay on;
     keepalive_requests 100000000;
     open_file_cache max=1000 inactive=60s;
     types {{ text/html html; application/octet-stream bin; }}
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
     server {{
         listen 127.0.0.1:{ORIGIN_PORT} reuseport backlog=4096;
         root {root};
         add_header Cache-Control "max-age=3600";
-    }}
-}}
-"#,
-            p = prefix.display(),
-            root = root.display()
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "1", "nginx", "-c"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(&prefix)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the nginx origin")?;
-    wait_port(ORIGIN_PORT)?;
-    Ok(ServerProc {
-        name: "origin",
-        child,
-        port: ORIGIN_PORT,
-    })
+    }}"#,
+        root = root.display()
+    );
+    start_nginx_with(work, "origin", "1", "origin", &body, ORIGIN_PORT)
 }
 
 fn origin_requests(work: &Path) -> usize {
@@ -77,11 +43,8 @@ fn origin_requests(work: &Path) -> usize {
 }
 
 fn start_slabfront(bin: &Path, work: &Path) -> Result<ServerProc> {
-    let cfg = work.join("slabfront-proxy.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[server]
+    let config = format!(
+        r#"[server]
 listen = ["127.0.0.1:{SF_PORT}"]
 workers = 1
 max_connections = 19000
@@ -101,51 +64,18 @@ query_strings = "all"
 path = "{slab}"
 size = "4GiB"
 "#,
-            slab = work.join("slab").display()
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(bin)
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("slabfront-proxy.log"))?)
-        .spawn()
-        .context("starting slabfront")?;
-    wait_port(SF_PORT)?;
-    Ok(ServerProc {
-        name: "slabfront",
-        child,
-        port: SF_PORT,
-    })
+        slab = work.join("slab").display()
+    );
+    start_slabfront_with(bin, work, "slabfront-proxy", &config, SF_PORT)
 }
 
 fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
-    let p = work.join("nginx-cache");
-    std::fs::create_dir_all(p.join("logs"))?;
-    let conf = p.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"worker_processes 1;
-worker_rlimit_nofile 19500;
-daemon off;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log warn;
-events {{ worker_connections 19000; }}
-http {{
-    access_log off;
+    let body = format!(
+        r#"    access_log off;
     sendfile on;
     tcp_nodelay on;
     keepalive_requests 100000000;
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
-    proxy_cache_path {p}/cache levels=1:2 keys_zone=edge:64m max_size=4g inactive=1h use_temp_path=off;
+    proxy_cache_path {{p}}/cache levels=1:2 keys_zone=edge:64m max_size=4g inactive=1h use_temp_path=off;
     upstream origin {{ server 127.0.0.1:{ORIGIN_PORT}; keepalive 256; }}
     server {{
         listen 127.0.0.1:{NGINX_PORT} reuseport backlog=4096;
@@ -156,27 +86,9 @@ http {{
             proxy_cache edge;
             proxy_cache_lock on;
         }}
-    }}
-}}
-"#,
-            p = p.display()
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "0", "nginx", "-c"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(&p)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx proxy_cache")?;
-    wait_port(NGINX_PORT)?;
-    Ok(ServerProc {
-        name: "nginx proxy_cache",
-        child,
-        port: NGINX_PORT,
-    })
+    }}"#
+    );
+    start_nginx_with(work, "nginx-cache", "0", "nginx proxy_cache", &body, NGINX_PORT)
 }
 
 fn start_varnish(work: &Path) -> Result<ServerProc> {
@@ -246,11 +158,7 @@ fn collapsing(server: &ServerProc, work: &Path, path: &str) -> Result<(usize, us
 
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let work = tempfile::tempdir()?;
-    let root = work.path().join("www");
-    std::fs::create_dir(&root)?;
-    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
-    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
-    std::fs::write(root.join("simple.html"), &large)?;
+    let root = make_site(work.path())?;
     let _origin = start_origin(&root, work.path())?;
     let servers = [
         start_slabfront(bin, work.path())?,
@@ -276,15 +184,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         &script,
         "counter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", \"/1k.bin?miss=\" .. counter .. \"-\" .. math.random(1000000000))\nend\n",
     )?;
-    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
-        let mut cell: Cell = vec![Vec::new(); servers.len()];
-        for _ in 0..args.runs {
-            for (i, s) in servers.iter().enumerate() {
-                cell[i].push(f(s)?);
-            }
-        }
-        Ok(cell)
-    };
+    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let mut rows: Vec<(String, Cell)> = Vec::new();
     eprintln!("running hits, 1 KiB");
     rows.push((

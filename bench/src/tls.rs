@@ -2,7 +2,10 @@
 //! TLS 1.3, each pinned to core 0 with wrk on core 1. Full handshakes (a new connection per
 //! request), and keep-alive throughput for 1 KiB and the 1.3 MB page.
 
-use crate::{print_rows, wait_port, Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL};
+use crate::{
+    make_site, print_rows, run_cell, start_nginx_with, start_slabfront_with, Args, Cell, Sample, ServerProc,
+    LARGE, SMALL,
+};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,11 +50,8 @@ fn make_cert(work: &Path) -> Result<(String, String)> {
 }
 
 fn start_slabfront(bin: &Path, root: &Path, work: &Path, cert: &str, key: &str) -> Result<ServerProc> {
-    let cfg = work.join("slabfront-tls.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[server]
+    let config = format!(
+        r#"[server]
 listen = []
 listen_tls = ["127.0.0.1:{SF_TLS_PORT}"]
 workers = 1
@@ -71,51 +71,18 @@ path = {root:?}
 [default_cache_behavior]
 target_origin = "files"
 "#
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(bin)
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("slabfront-tls.log"))?)
-        .spawn()
-        .context("starting slabfront")?;
-    wait_port(SF_TLS_PORT)?;
-    Ok(ServerProc {
-        name: "slabfront",
-        child,
-        port: SF_TLS_PORT,
-    })
+    );
+    start_slabfront_with(bin, work, "slabfront-tls", &config, SF_TLS_PORT)
 }
 
 fn start_nginx(root: &Path, work: &Path, cert: &str, key: &str) -> Result<ServerProc> {
-    let p = work.join("nginx-tls");
-    std::fs::create_dir_all(p.join("logs"))?;
-    let conf = p.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"worker_processes 1;
-worker_rlimit_nofile 19500;
-daemon off;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log warn;
-events {{ worker_connections 19000; }}
-http {{
-    access_log off;
+    let body = format!(
+        r#"    access_log off;
     sendfile on;
     tcp_nodelay on;
     keepalive_requests 100000000;
     open_file_cache max=1000 inactive=60s;
     types {{ text/html html; application/octet-stream bin; }}
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
     ssl_protocols TLSv1.3;
     ssl_session_cache shared:SSL:10m;
     server {{
@@ -123,37 +90,15 @@ http {{
         ssl_certificate {cert};
         ssl_certificate_key {key};
         root {root};
-    }}
-}}
-"#,
-            p = p.display(),
-            root = root.display()
-        ),
-    )?;
-    let child = Command::new("taskset")
-        .args(["-c", "0", "nginx", "-c"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(&p)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    wait_port(NGINX_TLS_PORT)?;
-    Ok(ServerProc {
-        name: "nginx",
-        child,
-        port: NGINX_TLS_PORT,
-    })
+    }}"#,
+        root = root.display()
+    );
+    start_nginx_with(work, "nginx-tls", "0", "nginx", &body, NGINX_TLS_PORT)
 }
 
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let work = tempfile::tempdir()?;
-    let root = work.path().join("www");
-    std::fs::create_dir(&root)?;
-    std::fs::write(root.join("1k.bin"), vec![b'x'; 1024])?;
-    let large: Vec<u8> = (0..LARGE_SIZE).map(|i| b"abcdefghij<>/\n"[i % 14]).collect();
-    std::fs::write(root.join("simple.html"), &large)?;
+    let root = make_site(work.path())?;
     let (cert, key) = make_cert(work.path())?;
     let servers = [
         start_slabfront(bin, &root, work.path(), &cert, &key)?,
@@ -168,15 +113,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     );
     let close = work.path().join("close.lua");
     std::fs::write(&close, "wrk.headers[\"Connection\"] = \"close\"\n")?;
-    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| -> Result<Cell> {
-        let mut cell: Cell = vec![Vec::new(); servers.len()];
-        for _ in 0..args.runs {
-            for (i, s) in servers.iter().enumerate() {
-                cell[i].push(f(s)?);
-            }
-        }
-        Ok(cell)
-    };
+    let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let https = |s: &ServerProc, path: &str, conns: usize, script: Option<&Path>| {
         crate::wrk_url(
             s,
