@@ -189,6 +189,15 @@ impl WorkerMetrics {
     }
 }
 
+/// Sample lines of a family with one label: `name{label="value"} count(i)` per value.
+fn labeled(name: &str, label: &str, values: &[&str], count: impl Fn(usize) -> u64) -> String {
+    let mut b = String::new();
+    for (i, v) in values.iter().enumerate() {
+        let _ = writeln!(b, "{name}{{{label}=\"{v}\"}} {}", count(i));
+    }
+    b
+}
+
 /// Every worker's counters summed, in the Prometheus text exposition format (0.0.4).
 pub fn prometheus(
     workers: &[Arc<WorkerMetrics>],
@@ -202,42 +211,33 @@ pub fn prometheus(
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
         o.push_str(&body);
     };
-    let mut b = String::new();
-    for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-        let _ = writeln!(
-            b,
-            "slabfront_requests_total{{status_class=\"{class}\"}} {}",
-            sum(&|w| w.status[i].load(Relaxed))
-        );
-    }
+    let b = labeled(
+        "slabfront_requests_total",
+        "status_class",
+        &["1xx", "2xx", "3xx", "4xx", "5xx"],
+        |i| sum(&|w| w.status[i].load(Relaxed)),
+    );
     put(
         "slabfront_requests_total",
         "counter",
         "Requests answered, by status class.",
         b,
     );
-    let mut b = String::new();
-    for (i, m) in METHODS.iter().enumerate() {
-        let _ = writeln!(
-            b,
-            "slabfront_requests_by_method_total{{method=\"{m}\"}} {}",
-            sum(&|w| w.methods[i].load(Relaxed))
-        );
-    }
+    let b = labeled("slabfront_requests_by_method_total", "method", &METHODS, |i| {
+        sum(&|w| w.methods[i].load(Relaxed))
+    });
     put(
         "slabfront_requests_by_method_total",
         "counter",
         "Requests, by method.",
         b,
     );
-    let mut b = String::new();
-    for (i, r) in RESULTS.iter().enumerate() {
-        let _ = writeln!(
-            b,
-            "slabfront_requests_by_cache_result_total{{result=\"{r}\"}} {}",
-            sum(&|w| w.results[i].load(Relaxed))
-        );
-    }
+    let b = labeled(
+        "slabfront_requests_by_cache_result_total",
+        "result",
+        &RESULTS,
+        |i| sum(&|w| w.results[i].load(Relaxed)),
+    );
     put(
         "slabfront_requests_by_cache_result_total",
         "counter",
@@ -305,14 +305,9 @@ pub fn prometheus(
             sum(&|w| w.connections_active.load(Relaxed))
         ),
     );
-    let mut b = String::new();
-    for (i, k) in ORIGIN_ERRORS.iter().enumerate() {
-        let _ = writeln!(
-            b,
-            "slabfront_origin_errors_total{{kind=\"{k}\"}} {}",
-            sum(&|w| w.origin_errors[i].load(Relaxed))
-        );
-    }
+    let b = labeled("slabfront_origin_errors_total", "kind", &ORIGIN_ERRORS, |i| {
+        sum(&|w| w.origin_errors[i].load(Relaxed))
+    });
     put(
         "slabfront_origin_errors_total",
         "counter",
