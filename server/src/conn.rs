@@ -427,51 +427,91 @@ impl Conn {
 
     /// Reads and discards the request body (directory origins take none).
     async fn read_body(&mut self, req: &Request) -> Result<(), End> {
+        match self.take_body(req, None).await {
+            Ok(()) => Ok(()),
+            Err(proxy::Forward::Viewer(e)) => Err(e),
+            // Nothing is sent anywhere without an origin connection.
+            Err(proxy::Forward::Origin(_)) => Err(End::Gone),
+        }
+    }
+
+    /// Reads the request body as it arrives, framing checked (Content-Length, or chunked
+    /// with the size limit), and hands each piece, as framed, to the origin connection `to`,
+    /// or discards it.
+    async fn take_body(
+        &mut self,
+        req: &Request,
+        mut to: Option<&mut crate::proxy::upstream::UpConn>,
+    ) -> Result<(), proxy::Forward> {
+        use proxy::Forward;
         let max = self.w.settings.max_body_bytes;
         let timeout = self.w.settings.body_timeout;
-        match req.body {
-            BodyKind::None => Ok(()),
-            BodyKind::Length(n) if n > max => Err(self.refuse_with(Status(413), "request body too large")),
-            BodyKind::Length(mut left) => {
-                self.continue_if_expected(req).await?;
-                loop {
-                    let take = (self.buf.len() as u64).min(left) as usize;
-                    self.buf.drain(..take);
-                    left -= take as u64;
-                    if left == 0 {
-                        return Ok(());
-                    }
-                    if self.read_more(Instant::now() + timeout, Phase::Body).await? == 0 {
-                        return Err(End::Gone);
-                    }
-                }
+        let mut dec = match req.body {
+            BodyKind::None => return Ok(()),
+            BodyKind::Length(n) if n > max => {
+                return Err(Forward::Viewer(
+                    self.refuse_with(Status(413), "request body too large"),
+                ))
             }
-            BodyKind::Chunked => {
-                self.continue_if_expected(req).await?;
-                let mut dec = ChunkedDecoder::new();
-                let mut total: u64 = 0;
-                loop {
+            BodyKind::Length(_) => None,
+            BodyKind::Chunked => Some(ChunkedDecoder::new()),
+        };
+        let mut left = match req.body {
+            BodyKind::Length(n) => n,
+            _ => 0,
+        };
+        self.continue_if_expected(req).await.map_err(Forward::Viewer)?;
+        let mut total: u64 = 0;
+        loop {
+            let (used, done) = match dec.as_mut() {
+                None => {
+                    let take = (self.buf.len() as u64).min(left) as usize;
+                    left -= take as u64;
+                    (take, left == 0)
+                }
+                Some(dec) => {
+                    let mut used = 0;
                     loop {
-                        let step = match dec.step(&self.buf) {
+                        let step = match dec.step(&self.buf[used..]) {
                             Ok(s) => s,
-                            Err(e) => return Err(self.refuse_with(Status(400), e.0)),
+                            Err(e) => return Err(Forward::Viewer(self.refuse_with(Status(400), e.0))),
                         };
                         total += step.data.len() as u64;
-                        self.buf.drain(..step.consumed);
+                        used += step.consumed;
                         if total + dec.remaining_in_chunk() > max {
-                            return Err(self.refuse_with(Status(413), "request body too large"));
+                            return Err(Forward::Viewer(
+                                self.refuse_with(Status(413), "request body too large"),
+                            ));
                         }
-                        if dec.is_done() {
-                            return Ok(());
-                        }
-                        if step.consumed == 0 {
+                        if dec.is_done() || step.consumed == 0 {
                             break;
                         }
                     }
-                    if self.read_more(Instant::now() + timeout, Phase::Body).await? == 0 {
-                        return Err(End::Gone);
+                    (used, dec.is_done())
+                }
+            };
+            if used > 0 {
+                match to.as_deref_mut() {
+                    // The framing was checked: the piece goes on as it came.
+                    Some(up) => {
+                        let piece: Vec<u8> = self.buf.drain(..used).collect();
+                        up.write_all(piece).await.map_err(Forward::Origin)?;
+                    }
+                    None => {
+                        self.buf.drain(..used);
                     }
                 }
+            }
+            if done {
+                return Ok(());
+            }
+            if self
+                .read_more(Instant::now() + timeout, Phase::Body)
+                .await
+                .map_err(Forward::Viewer)?
+                == 0
+            {
+                return Err(Forward::Viewer(End::Gone));
             }
         }
     }

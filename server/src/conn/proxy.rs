@@ -2,8 +2,7 @@
 //! the origin (collapsed across workers), streamed to the viewer while they are stored,
 //! revalidation, stale serving, and pass-through of uncacheable methods.
 
-use super::{Conn, End, Phase};
-use crate::http::body::ChunkedDecoder;
+use super::{Conn, End};
 use crate::http::codec::BodyKind;
 use crate::http::conditional::{evaluate, if_range_allows, parse_range, Precondition, RangeSpec};
 use crate::http::response::simple;
@@ -507,7 +506,7 @@ impl Conn {
             up
         };
         // Stream the body through as it arrives.
-        if let Err(e) = self.forward_body(req, &mut up).await {
+        if let Err(e) = self.take_body(req, Some(&mut up)).await {
             return match e {
                 Forward::Viewer(end) => Err(end),
                 Forward::Origin(e) => {
@@ -557,74 +556,6 @@ impl Conn {
         }
         self.relay(req, up, client, resp, None, None, Outcome::Miss, keep_alive)
             .await
-    }
-
-    /// Copies the request body to the origin as it arrives.
-    async fn forward_body(&mut self, req: &Request, up: &mut UpConn) -> Result<(), Forward> {
-        let timeout = self.w.settings.body_timeout;
-        self.continue_if_expected(req).await.map_err(Forward::Viewer)?;
-        match req.body {
-            BodyKind::None => Ok(()),
-            BodyKind::Length(mut left) => loop {
-                let take = (self.buf.len() as u64).min(left) as usize;
-                if take > 0 {
-                    let piece: Vec<u8> = self.buf.drain(..take).collect();
-                    up.write_all(piece).await.map_err(Forward::Origin)?;
-                    left -= take as u64;
-                }
-                if left == 0 {
-                    return Ok(());
-                }
-                if self
-                    .read_more(Instant::now() + timeout, Phase::Body)
-                    .await
-                    .map_err(Forward::Viewer)?
-                    == 0
-                {
-                    return Err(Forward::Viewer(End::Gone));
-                }
-            },
-            BodyKind::Chunked => {
-                let mut dec = ChunkedDecoder::new();
-                let max = self.w.settings.max_body_bytes;
-                let mut total = 0u64;
-                loop {
-                    let mut used = 0;
-                    loop {
-                        let step = match dec.step(&self.buf[used..]) {
-                            Ok(s) => s,
-                            Err(e) => return Err(Forward::Viewer(self.refuse_with(Status(400), e.0))),
-                        };
-                        total += step.data.len() as u64;
-                        used += step.consumed;
-                        if total > max {
-                            return Err(Forward::Viewer(
-                                self.refuse_with(Status(413), "request body too large"),
-                            ));
-                        }
-                        if dec.is_done() || step.consumed == 0 {
-                            break;
-                        }
-                    }
-                    // The chunked framing was checked: pass it through as it is.
-                    if used > 0 {
-                        let piece: Vec<u8> = self.buf.drain(..used).collect();
-                        up.write_all(piece).await.map_err(Forward::Origin)?;
-                    }
-                    if dec.is_done() {
-                        return Ok(());
-                    }
-                    if self
-                        .read_more(Instant::now() + timeout, Phase::Body)
-                        .await
-                        .map_err(Forward::Viewer)?
-                        == 0
-                    {
-                        return Err(Forward::Viewer(End::Gone));
-                    }
-                }
-            }
-        }
     }
 
     /// Serves a stored response: conditionals and ranges are answered here.
@@ -862,7 +793,8 @@ impl Conn {
     }
 }
 
-enum Forward {
+/// Why a request body could not be passed on: the viewer's side, or the origin's.
+pub(super) enum Forward {
     Viewer(End),
     Origin(UpstreamError),
 }
