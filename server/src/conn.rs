@@ -8,7 +8,7 @@ use crate::http::uri::{clean_path, split_target, PathError};
 use crate::http::{Method, Request, Status};
 use crate::router::Target;
 use crate::runtime::viewer::Viewer;
-use crate::runtime::worker::Worker;
+use crate::runtime::worker::{Active, Worker};
 use crate::static_files::Body;
 use bytes::Bytes;
 use monoio::buf::IoBufMut;
@@ -52,6 +52,8 @@ enum End {
 mod proxy;
 
 struct Conn {
+    /// Counts this connection while it lives.
+    _active: Active,
     w: Rc<Worker>,
     stream: Viewer,
     /// The viewer's address (for X-Forwarded-For and logs).
@@ -73,11 +75,17 @@ struct Conn {
 }
 
 /// Serves a connection until it closes.
-pub async fn serve(w: Rc<Worker>, stream: Viewer) {
+///
+/// A plain function that moves everything into the connection before the first await: the
+/// returned future holds the stream and the worker once (inside `Conn`), not also as the
+/// arguments of an `async fn`. Every idle connection carries this future.
+pub fn serve(active: Active, stream: Viewer) -> impl std::future::Future<Output = ()> {
+    let w = active.0.clone();
     let _ = stream.tcp().set_nodelay(true);
     let peer = stream.tcp().peer_addr().ok();
     let viewer_tls = stream.is_tls();
-    let mut c = Conn {
+    let c = Conn {
+        _active: active,
         w,
         stream,
         peer,
@@ -90,38 +98,46 @@ pub async fn serve(w: Rc<Worker>, stream: Viewer) {
         buf: Vec::new(),
         out: Vec::new(),
     };
-    let mut first = true;
-    loop {
-        // After a reload, the next request is served by the new configuration.
-        if let Some(newer) = c.w.newest() {
-            c.w = newer;
-        }
-        if c.buf.is_empty() && !c.wait_idle(first).await {
-            return;
-        }
-        if let Some(newer) = c.w.newest() {
-            c.w = newer;
-        }
-        first = false;
-        // Boxed: the exchange future is large, and an idle connection should not carry it.
-        match Box::pin(c.exchange()).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            // The closing paths are rare: boxed, so that idle connections do not carry them.
-            Err(End::Timeout(phase)) => {
-                Box::pin(c.timed_out(phase)).await;
-                return;
-            }
-            Err(End::Refused) => {
-                Box::pin(c.close_after_refusal()).await;
-                return;
-            }
-            Err(End::Gone) => return,
-        }
-    }
+    // `run` borrows: the connection is stored once, as this block's capture (an `async fn`
+    // taking `self` by value would keep a second copy).
+    let mut c = c;
+    async move { c.run().await }
 }
 
 impl Conn {
+    async fn run(&mut self) {
+        let c = self;
+        let mut first = true;
+        loop {
+            // After a reload, the next request is served by the new configuration.
+            if let Some(newer) = c.w.newest() {
+                c.w = newer;
+            }
+            if c.buf.is_empty() && !c.wait_idle(first).await {
+                return;
+            }
+            if let Some(newer) = c.w.newest() {
+                c.w = newer;
+            }
+            first = false;
+            // Boxed: the exchange future is large, and an idle connection should not carry it.
+            match Box::pin(c.exchange()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The closing paths are rare: boxed, so that idle connections do not carry them.
+                Err(End::Timeout(phase)) => {
+                    Box::pin(c.timed_out(phase)).await;
+                    return;
+                }
+                Err(End::Refused) => {
+                    Box::pin(c.close_after_refusal()).await;
+                    return;
+                }
+                Err(End::Gone) => return,
+            }
+        }
+    }
+
     async fn timed_out(&mut self, phase: Phase) {
         tracing::debug!(phase = phase.as_str(), "client timed out");
         if !self.w.waits.is_shut_down() {

@@ -172,7 +172,7 @@ impl Worker {
 }
 
 /// Counts a connection for as long as it lives.
-struct Active(Rc<Worker>);
+pub struct Active(pub Rc<Worker>);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -338,18 +338,19 @@ async fn accept_loop(
                         match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
                             Ok(t) => {
                                 w.metrics.add(&w.metrics.tls_handshakes, 1);
-                                crate::conn::serve(w, crate::runtime::viewer::Viewer::Tls(Box::new(t))).await;
+                                crate::conn::serve(guard, crate::runtime::viewer::Viewer::Tls(Box::new(t)))
+                                    .await;
                             }
                             Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         }
-                        drop(guard);
                     });
                 } else {
-                    monoio::spawn(async move {
-                        crate::conn::serve(guard.0.clone(), crate::runtime::viewer::Viewer::Plain(stream))
-                            .await;
-                        drop(guard);
-                    });
+                    // The connection's future is the task itself: wrapping it in another
+                    // async block would store it twice (argument and awaited future).
+                    monoio::spawn(crate::conn::serve(
+                        guard,
+                        crate::runtime::viewer::Viewer::Plain(stream),
+                    ));
                 }
             }
             Err(e) => {
