@@ -32,6 +32,9 @@ struct Args {
     /// Only the idle-connection memory test.
     #[arg(long)]
     only_memory: bool,
+    /// Only the rows whose label contains this text (e.g. "1000 conns", "MSG_TRUNC").
+    #[arg(long)]
+    only: Option<String>,
     /// The slabfront binary (default: next to this one).
     #[arg(long)]
     slabfront: Option<PathBuf>,
@@ -457,22 +460,31 @@ fn main() -> Result<()> {
     if args.only_memory {
         return memory_table(&servers, args.idle_connections);
     }
+    let wanted = |label: &str| args.only.as_deref().is_none_or(|o| label.contains(o));
     for (label, path, conns) in [
         ("1 KiB, 64 conns (wrk)", SMALL, 64),
         ("1 KiB, 1000 conns (wrk)", SMALL, 1000),
         ("1.3 MB, 64 conns (wrk)", LARGE, 64),
     ] {
-        eprintln!("running {label}");
-        rows.push((label.to_string(), run_cell(&|s| wrk(s, path, conns, secs))?));
+        if wanted(label) {
+            eprintln!("running {label}");
+            rows.push((label.to_string(), run_cell(&|s| wrk(s, path, conns, secs))?));
+        }
     }
-    eprintln!("running 1.3 MB, cheap client");
-    rows.push((
-        "1.3 MB, 16 conns (MSG_TRUNC client)".into(),
-        run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
-    ));
+    let label = "1.3 MB, 16 conns (MSG_TRUNC client)";
+    if wanted(label) {
+        eprintln!("running {label}");
+        rows.push((
+            label.into(),
+            run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
+        ));
+    }
 
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
+    if args.only.is_some() {
+        return Ok(());
+    }
     memory_table(&servers, args.idle_connections)
 }
 

@@ -589,11 +589,62 @@ impl Conn {
                 Ok(())
             }
             Body::Bytes(b) => self.send_out(b).await,
-            Body::File { path, offset, len } => {
-                self.flush().await?;
-                self.send_file(&path, offset, len).await
+            Body::File {
+                path,
+                offset,
+                len,
+                open,
+                mem,
+            } => {
+                // Head and body leave in full segments.
+                let _cork = crate::runtime::io::Cork::set(self.stream.tcp());
+                if let (Viewer::Plain(_), Some(file)) = (&self.stream, &open) {
+                    // Only from the page cache: a read from disk inside sendfile would stall
+                    // every connection of this worker.
+                    match crate::runtime::io::page_cached(file, offset, len) {
+                        Some(true) => {
+                            self.flush().await?;
+                            return self.sendfile(&path, file, offset, len).await;
+                        }
+                        // Served another way this time; the next request finds the pages.
+                        Some(false) => crate::runtime::io::will_need(file, offset, len),
+                        None => {}
+                    }
+                }
+                match mem {
+                    Some(b) => self.send_out(b).await,
+                    None => {
+                        self.flush().await?;
+                        self.send_file(&path, offset, len).await
+                    }
+                }
             }
         }
+    }
+
+    async fn sendfile(
+        &mut self,
+        path: &std::path::Path,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), End> {
+        let Viewer::Plain(tcp) = &self.stream else {
+            return Err(End::Gone);
+        };
+        let res = crate::runtime::io::send_file(tcp, file, offset, len).await;
+        let sent = match &res {
+            Ok(()) => len,
+            Err((_, n)) => *n,
+        };
+        self.bytes_out += sent;
+        self.w.metrics.add(&self.w.metrics.bytes_out, sent);
+        res.map_err(|(e, _)| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                tracing::warn!(path = %path.display(), "file shrank while being sent");
+            }
+            End::Gone
+        })
     }
 
     async fn send_file(&mut self, path: &std::path::Path, mut offset: u64, len: u64) -> Result<(), End> {

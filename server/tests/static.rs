@@ -325,6 +325,47 @@ fn files_larger_than_the_memory_cache_are_streamed() {
     assert_eq!(r.body, &big_body()[1_000_000..1_000_100]);
 }
 
+/// Large bodies go by sendfile from the page cache. A body larger than any socket buffer,
+/// taken slowly through a small receive window, makes the send wait many times; every byte
+/// still arrives in order, and the worker keeps serving others meanwhile.
+#[test]
+fn large_bodies_survive_a_slow_reader() {
+    let huge: Vec<u8> = (0..12_000_000u32)
+        .map(|i| (i.wrapping_mul(40_503) >> 9) as u8)
+        .collect();
+    for driver in DRIVERS {
+        let site = site();
+        std::fs::write(site.path().join("huge.bin"), &huge).unwrap();
+        let s = TestServer::start(site.path(), &format!("workers = 1\ndriver = {driver:?}"));
+        let c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        socket2::SockRef::from(&c)
+            .set_recv_buffer_size(32 * 1024)
+            .unwrap();
+        let mut c = c;
+        c.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /huge.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=70000-\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 2048];
+        for i in 0..100 {
+            let n = c.read(&mut chunk).unwrap();
+            got.extend_from_slice(&chunk[..n]);
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                // The worker is not stuck behind the slow reader.
+                assert_eq!(s.get("/1k.txt", &[]).status, 200, "{driver}");
+            }
+        }
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = std::io::BufReader::new(std::io::Cursor::new(got).chain(c));
+        let full = read_response(&mut rest, false).unwrap();
+        assert_eq!(full.status, 200, "{driver}");
+        assert!(full.body == huge, "{driver}: body differs");
+        let part = read_response(&mut rest, false).unwrap();
+        assert_eq!(part.status, 206, "{driver}");
+        assert!(part.body == huge[70_000..], "{driver}: range differs");
+    }
+}
+
 #[test]
 fn changed_files_are_picked_up() {
     let site = site();

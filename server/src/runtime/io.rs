@@ -158,6 +158,180 @@ pub async fn write_all<S: AsyncWriteRent + AsRawFd>(
     (Ok(()), buf.head)
 }
 
+/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the kernel moves page-cache
+/// pages to the socket, no copy through user space. The socket is made non-blocking for the
+/// duration (under io_uring accepted sockets are blocking) and the worker waits on the ring's
+/// readiness when the send buffer is full, so other connections keep being served.
+/// On error, also says how many bytes went out.
+pub async fn send_file(
+    stream: &monoio::net::TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> Result<(), (io::Error, u64)> {
+    let sock = stream.as_raw_fd();
+    let restore = NonBlocking::set(sock).map_err(|e| (e, 0))?;
+    let mut off = offset as libc::off_t;
+    let end = offset + len;
+    let res = loop {
+        let left = end - off as u64;
+        if left == 0 {
+            break Ok(());
+        }
+        // SAFETY: both descriptors are open for the whole call (the stream and the file are
+        // borrowed), and `off` is a valid, exclusively borrowed offset the kernel advances.
+        let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, left.min(1 << 30) as usize) };
+        if n > 0 {
+            continue;
+        }
+        if n == 0 {
+            break Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being sent",
+            ));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                if let Err(e) = stream.writable(false).await {
+                    break Err(e);
+                }
+            }
+            io::ErrorKind::Interrupted => {}
+            _ => break Err(e),
+        }
+    };
+    drop(restore);
+    res.map_err(|e| (e, off as u64 - offset))
+}
+
+/// Whether every page of `file` in `offset..offset + len` is in the page cache
+/// (`cachestat(2)`, Linux 6.5+). `None` when the kernel cannot say.
+pub fn page_cached(file: &std::fs::File, offset: u64, len: u64) -> Option<bool> {
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451;
+    const PAGE: u64 = 4096;
+    if len == 0 {
+        return Some(true);
+    }
+    let first = offset / PAGE;
+    let last = (offset + len - 1) / PAGE;
+    let range = Range {
+        off: first * PAGE,
+        len: (last - first + 1) * PAGE,
+    };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat reads `range` and writes one `Stat`, both live, properly laid out
+    // (repr(C), the kernel's field order) and exclusively borrowed for the call; the file
+    // descriptor is open (borrowed).
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    (r == 0).then_some(stat.nr_cache > last - first)
+}
+
+/// Asks the kernel to read `offset..offset + len` of `file` into the page cache in the
+/// background (`POSIX_FADV_WILLNEED` starts the reads and returns without waiting for them).
+pub fn will_need(file: &std::fs::File, offset: u64, len: u64) {
+    // SAFETY: advice only; no memory is passed and the descriptor is open (borrowed).
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        )
+    };
+}
+
+/// `TCP_CORK` on a socket until dropped: a response head and the body sent after it leave
+/// in full segments (nginx's `tcp_nopush`), not as a short segment per call.
+pub struct Cork(std::os::fd::RawFd);
+
+impl Cork {
+    pub fn set(stream: &impl AsRawFd) -> Cork {
+        let fd = stream.as_raw_fd();
+        set_cork(fd, true);
+        Cork(fd)
+    }
+}
+
+fn set_cork(fd: std::os::fd::RawFd, on: bool) {
+    let v: libc::c_int = on.into();
+    // SAFETY: `v` lives across the call and its size is passed; the descriptor is open (its
+    // owner outlives the guard).
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        set_cork(self.0, false);
+    }
+}
+
+/// `O_NONBLOCK` on a descriptor until dropped (then its flags as they were).
+struct NonBlocking {
+    fd: std::os::fd::RawFd,
+    flags: Option<libc::c_int>,
+}
+
+impl NonBlocking {
+    fn set(fd: std::os::fd::RawFd) -> io::Result<NonBlocking> {
+        // SAFETY: F_GETFL/F_SETFL on a descriptor the caller keeps open; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK != 0 {
+            return Ok(NonBlocking { fd, flags: None });
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NonBlocking {
+            fd,
+            flags: Some(flags),
+        })
+    }
+}
+
+impl Drop for NonBlocking {
+    fn drop(&mut self) {
+        if let Some(flags) = self.flags {
+            // SAFETY: as in `set`; the descriptor is still open (its owner outlives this guard).
+            unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
