@@ -4,6 +4,8 @@
 //! Each worker writes only its own counters (relaxed atomics nobody else writes) and its own
 //! log buffer; the admin thread reads the counters, and a log thread writes the buffers out.
 
+use memchr::memmem::Finder;
+use std::sync::LazyLock;
 use crate::http::{Method, Request};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -71,22 +73,20 @@ impl Note {
             .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| d.parse().ok())
             .unwrap_or(0);
-        let end = head
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(head.len());
+        // Vectorised searches, built once: this runs for every response.
+        static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+        // slabfront writes the field itself, in this case.
+        static X_CACHE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nX-Cache: "));
+        let end = HEAD_END.find(head).unwrap_or(head.len());
         let head = &head[..end];
-        let result = head
-            .windows(10)
-            .position(|w| w.eq_ignore_ascii_case(b"\nX-Cache: "))
-            .map_or("", |i| {
-                match head[i + 10..].split(|&b| b == b' ').next().unwrap_or_default() {
-                    b"Hit" => "Hit",
-                    b"Miss" => "Miss",
-                    b"RefreshHit" => "RefreshHit",
-                    _ => "Error",
-                }
-            });
+        let result = X_CACHE.find(head).map_or("", |i| {
+            match head[i + 10..].split(|&b| b == b' ').next().unwrap_or_default() {
+                b"Hit" => "Hit",
+                b"Miss" => "Miss",
+                b"RefreshHit" => "RefreshHit",
+                _ => "Error",
+            }
+        });
         Note {
             status,
             result,
