@@ -186,23 +186,26 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     )?;
     let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let mut rows: Vec<(String, Cell)> = Vec::new();
-    eprintln!("running hits, 1 KiB");
-    rows.push((
-        "hit 1 KiB, 64 conns (wrk)".into(),
-        run_cell(&|s| wrk(s, SMALL, 64, secs))?,
-    ));
-    eprintln!("running hits, 1.3 MB");
-    rows.push((
-        "hit 1.3 MB, 16 conns (MSG_TRUNC client)".into(),
-        run_cell(&|s| cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks()))?,
-    ));
-    eprintln!("running misses");
-    rows.push((
-        "miss 1 KiB, unique URLs, 64 conns (wrk)".into(),
-        run_cell(&|s| wrk_with(s, SMALL, 64, secs, Some(&script)))?,
-    ));
+    let cells: [(&str, &dyn Fn(&ServerProc) -> Result<Sample>); 3] = [
+        ("hit 1 KiB, 64 conns (wrk)", &|s| wrk(s, SMALL, 64, secs)),
+        ("hit 1.3 MB, 16 conns (MSG_TRUNC client)", &|s| {
+            cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks())
+        }),
+        ("miss 1 KiB, unique URLs, 64 conns (wrk)", &|s| {
+            wrk_with(s, SMALL, 64, secs, Some(&script))
+        }),
+    ];
+    for (label, f) in cells {
+        if args.only.as_deref().is_none_or(|o| label.contains(o)) {
+            eprintln!("running {label}");
+            rows.push((label.to_string(), run_cell(f)?));
+        }
+    }
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
+    if args.only.is_some() {
+        return Ok(());
+    }
 
     println!();
     println!("| collapsing: 1,000 concurrent requests for one cold 1.3 MB object | origin fetches | complete responses |");

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Pending pipelined responses are flushed once they reach this size.
 const FLUSH_AT: usize = 64 * 1024;
+/// Bodies from this size on are corked with their head.
+const CORK_MIN: usize = 64 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
 /// Chunk size for streaming large files from disk.
@@ -596,8 +598,7 @@ impl Conn {
                 open,
                 mem,
             } => {
-                // Head and body leave in full segments.
-                let _cork = crate::runtime::io::Cork::set(self.stream.tcp());
+                let _cork = self.cork_large(len as usize);
                 if let (Viewer::Plain(_), Some(file)) = (&self.stream, &open) {
                     // Only from the page cache: a read from disk inside sendfile would stall
                     // every connection of this worker.
@@ -620,6 +621,12 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// For a large body to a plain-TCP viewer: head and body leave in full segments (nginx's
+    /// `tcp_nopush`) until the guard is dropped. Small bodies go in one write anyway.
+    fn cork_large(&self, body_len: usize) -> Option<crate::runtime::io::Cork> {
+        (body_len >= CORK_MIN && !self.viewer_tls).then(|| crate::runtime::io::Cork::set(self.stream.tcp()))
     }
 
     async fn sendfile(

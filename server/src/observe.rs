@@ -4,12 +4,12 @@
 //! Each worker writes only its own counters (relaxed atomics nobody else writes) and its own
 //! log buffer; the admin thread reads the counters, and a log thread writes the buffers out.
 
-use memchr::memmem::Finder;
-use std::sync::LazyLock;
 use crate::http::{Method, Request};
+use memchr::memmem::Finder;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// What a response was, for counters and the log (read from the head that was sent).

@@ -674,6 +674,7 @@ impl Conn {
         });
         match body {
             Some((a, b)) if !head_only && b > a => {
+                let _cork = self.cork_large(b - a);
                 if f.guard.resident(a as u64, (b - a) as u64) {
                     // Hot: one send straight from the mapping. (Not sendfile: the kernel
                     // would keep referencing slab pages after the call returns, until the
