@@ -3,6 +3,9 @@
 //! Hits for 1 KiB and the 1.3 MB page, misses (a unique URL per request), and collapsing
 //! (1,000 concurrent requests for one cold object, origin fetches counted).
 
+/// One measurement of one server.
+type Measure<'a> = dyn Fn(&ServerProc) -> Result<Sample> + 'a;
+
 use crate::{
     cheap, make_site, print_rows, run_cell, start_nginx_with, start_slabfront_with, wait_port, wrk, wrk_with,
     Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL,
@@ -186,7 +189,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     )?;
     let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let mut rows: Vec<(String, Cell)> = Vec::new();
-    let cells: [(&str, &dyn Fn(&ServerProc) -> Result<Sample>); 3] = [
+    let cells: [(&str, &Measure); 3] = [
         ("hit 1 KiB, 64 conns (wrk)", &|s| wrk(s, SMALL, 64, secs)),
         ("hit 1.3 MB, 16 conns (MSG_TRUNC client)", &|s| {
             cheap::run(s.port, LARGE, 16, secs, || s.cpu_ticks())
