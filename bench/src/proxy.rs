@@ -3,9 +3,6 @@
 //! Hits for 1 KiB and the 1.3 MB page, misses (a unique URL per request), and collapsing
 //! (1,000 concurrent requests for one cold object, origin fetches counted).
 
-/// One measurement of one server.
-type Measure<'a> = dyn Fn(&ServerProc) -> Result<Sample> + 'a;
-
 use crate::{
     cheap, make_site, print_rows, run_cell, start_nginx_with, start_slabfront_with, wait_port, wrk, wrk_with,
     Args, Cell, Sample, ServerProc, LARGE, LARGE_SIZE, SMALL,
@@ -16,6 +13,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// One measurement of one server.
+type Measure<'a> = dyn Fn(&ServerProc) -> Result<Sample> + 'a;
 
 const ORIGIN_PORT: u16 = 18090;
 const SF_PORT: u16 = 18082;
