@@ -46,9 +46,13 @@ fn origin_requests(work: &Path) -> usize {
 }
 
 fn start_slabfront(bin: &Path, work: &Path) -> Result<ServerProc> {
+    start_slabfront_at(bin, work, "slabfront-proxy", SF_PORT, &work.join("slab"))
+}
+
+fn start_slabfront_at(bin: &Path, work: &Path, name: &str, port: u16, slab: &Path) -> Result<ServerProc> {
     let config = format!(
         r#"[server]
-listen = ["127.0.0.1:{SF_PORT}"]
+listen = ["127.0.0.1:{port}"]
 workers = 1
 max_connections = 19000
 
@@ -67,9 +71,9 @@ query_strings = "all"
 path = "{slab}"
 size = "4GiB"
 "#,
-        slab = work.join("slab").display()
+        slab = slab.display()
     );
-    start_slabfront_with(bin, work, "slabfront-proxy", &config, SF_PORT)
+    start_slabfront_with(bin, work, name, &config, port)
 }
 
 fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
@@ -159,6 +163,153 @@ fn collapsing(server: &ServerProc, work: &Path, path: &str) -> Result<(usize, us
     Ok((origin_requests(work) - before, complete))
 }
 
+/// A memory cgroup limited to `limit` bytes (v2, else v1), removed when dropped.
+struct MemoryCgroup {
+    dir: std::path::PathBuf,
+    limit_file: &'static str,
+}
+
+impl MemoryCgroup {
+    fn new(limit: u64) -> Result<MemoryCgroup> {
+        let name = format!("slabfront-bench-{}", std::process::id());
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
+        let (dir, file) = if v2.exists() {
+            (Path::new("/sys/fs/cgroup").join(&name), "memory.max")
+        } else {
+            (
+                Path::new("/sys/fs/cgroup/memory").join(&name),
+                "memory.limit_in_bytes",
+            )
+        };
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cg = MemoryCgroup {
+            dir,
+            limit_file: file,
+        };
+        cg.limit(Some(limit))?;
+        Ok(cg)
+    }
+
+    fn limit(&self, bytes: Option<u64>) -> Result<()> {
+        let v = match bytes {
+            Some(b) => b.to_string(),
+            None if self.limit_file == "memory.max" => "max".to_string(),
+            None => "-1".to_string(),
+        };
+        std::fs::write(self.dir.join(self.limit_file), v).context("setting the memory limit")
+    }
+
+    fn add(&self, pid: u32) -> Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).context("moving the server")
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Bytes of `file` in the page cache (`fincore` from util-linux), if it can tell.
+fn resident_bytes(file: &Path) -> Option<u64> {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(file)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Hits with a slab larger than the page cache: a second slabfront (one worker, core 0) runs
+/// in a memory cgroup of `LIMIT` bytes, so that the page cache it may hold is smaller than the
+/// `COLD_OBJECTS` 1.3 MB objects it caches. Four clients read those objects in turn (most are
+/// cold hits: read in off the event loop before they are sent) while wrk measures 1 KiB hits
+/// on the same worker; the same wrk run without the cold readers is the baseline.
+fn cold_slab(bin: &Path, work: &Path, secs: u64) -> Result<()> {
+    const COLD_OBJECTS: usize = 300;
+    const LIMIT: u64 = 192 << 20;
+    let cg = match MemoryCgroup::new(LIMIT) {
+        Ok(cg) => cg,
+        Err(e) => {
+            println!();
+            println!("(slab larger than the page cache: skipped, no writable memory cgroup: {e:#})");
+            return Ok(());
+        }
+    };
+    let slab = work.join("cold-slab");
+    let server = start_slabfront_at(bin, work, "slabfront-cold", SF_PORT + 10, &slab)?;
+    cg.add(server.child.id())?;
+    for i in 0..COLD_OBJECTS {
+        let n = fetch(server.port, &format!("{LARGE}?cold-slab={i}"))?;
+        anyhow::ensure!(n == LARGE_SIZE, "cold-slab object {i}: {n} bytes");
+    }
+    let _ = fetch(server.port, SMALL)?;
+    let alone = wrk(&server, SMALL, 64, secs)?;
+    // wrk on 1 KiB hits while four clients read the objects in turn.
+    let mixed = || -> Result<(Sample, usize, usize)> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let bad = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        for t in 0..4 {
+            let (stop, served, bad, port) = (stop.clone(), served.clone(), bad.clone(), server.port);
+            threads.push(std::thread::spawn(move || {
+                let mut i = t * 75;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match fetch(port, &format!("{LARGE}?cold-slab={}", i % COLD_OBJECTS)) {
+                        Ok(n) if n == LARGE_SIZE => served.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        _ => bad.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    };
+                    i += 1;
+                }
+            }));
+        }
+        let sample = wrk(&server, SMALL, 64, secs);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        let ord = std::sync::atomic::Ordering::Relaxed;
+        Ok((sample?, served.load(ord), bad.load(ord)))
+    };
+    let cold = mixed()?;
+    let resident = resident_bytes(&slab);
+    // The same mix with every object in memory: what the cold reads add.
+    cg.limit(None)?;
+    for i in 0..COLD_OBJECTS {
+        let _ = fetch(server.port, &format!("{LARGE}?cold-slab={i}"))?;
+    }
+    let hot = mixed()?;
+    drop(server);
+    println!();
+    println!(
+        "Slab larger than the page cache: {COLD_OBJECTS} x 1.3 MB objects ({} MB) cached by a slabfront limited to a {} MB memory cgroup; slab bytes in the page cache at the end: {}.",
+        COLD_OBJECTS * LARGE_SIZE / 1_000_000,
+        LIMIT >> 20,
+        resident.map_or("unknown".to_string(), |b| format!("{} MB", b / 1_000_000))
+    );
+    println!();
+    println!("| 1 worker, 1 KiB hits (wrk, 64 conns) | req/s | p50 ms | p99 ms | errors | cold 1.3 MB hits served alongside | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| alone | {:.0} | {:.2} | {:.2} | {} | - | - |",
+        alone.req_s, alone.p50_ms, alone.p99_ms, alone.errors
+    );
+    for (label, (m, served, bad)) in [
+        (
+            "with 4 clients reading the objects in turn, slab colder than the page cache",
+            cold,
+        ),
+        ("the same, every object in the page cache (limit lifted)", hot),
+    ] {
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {} | {served} | {bad} |",
+            m.req_s, m.p50_ms, m.p99_ms, m.errors
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let work = tempfile::tempdir()?;
     let root = make_site(work.path())?;
@@ -206,7 +357,10 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     }
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
-    if args.only.is_some() {
+    if let Some(only) = &args.only {
+        if "cold slab".contains(only.as_str()) {
+            cold_slab(bin, work.path(), secs)?;
+        }
         return Ok(());
     }
 
@@ -217,5 +371,5 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         let (fetches, complete) = collapsing(s, work.path(), &format!("/simple.html?cold={i}"))?;
         println!("| {} | {fetches} | {complete} of 1000 |", s.name);
     }
-    Ok(())
+    cold_slab(bin, work.path(), secs)
 }
