@@ -124,21 +124,22 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         )
     };
     let mut rows: Vec<(String, Cell)> = Vec::new();
-    eprintln!("running full handshakes");
-    rows.push((
-        "full handshake per request, 1 KiB, 64 conns".into(),
-        run_cell(&|s| https(s, SMALL, 64, Some(&close)))?,
-    ));
-    eprintln!("running keep-alive 1 KiB");
-    rows.push((
-        "keep-alive 1 KiB, 64 conns".into(),
-        run_cell(&|s| https(s, SMALL, 64, None))?,
-    ));
-    eprintln!("running keep-alive 1.3 MB");
-    rows.push((
-        "keep-alive 1.3 MB, 16 conns".into(),
-        run_cell(&|s| https(s, LARGE, 16, None))?,
-    ));
+    let cells: [(&str, &str, usize, Option<&Path>); 3] = [
+        (
+            "full handshake per request, 1 KiB, 64 conns",
+            SMALL,
+            64,
+            Some(&close),
+        ),
+        ("keep-alive 1 KiB, 64 conns", SMALL, 64, None),
+        ("keep-alive 1.3 MB, 16 conns", LARGE, 16, None),
+    ];
+    for (label, path, conns, script) in cells {
+        if args.only.as_deref().is_none_or(|o| label.contains(o)) {
+            eprintln!("running {label}");
+            rows.push((label.to_string(), run_cell(&|s| https(s, path, conns, script))?));
+        }
+    }
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
     Ok(())

@@ -105,14 +105,17 @@ pub fn try_read(stream: &impl AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<u
     }
 }
 
+/// Sends as much of `bufs` as the socket takes now; `WouldBlock` when it takes nothing.
+pub fn send_now(stream: &impl AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    with_sock(stream, |s| s.send_vectored_with_flags(bufs, flags))
+}
+
 /// Sends as much of `head` + `body` as the socket takes now, without waiting.
 fn try_write(stream: &impl AsRawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
-    let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
-    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-    match with_sock(stream, |s| s.send_vectored_with_flags(&bufs, flags)) {
-        Ok(n) => Ok(n),
+    match send_now(stream, &[io::IoSlice::new(head), io::IoSlice::new(body)]) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(e),
+        r => r,
     }
 }
 

@@ -22,8 +22,6 @@ pub struct TlsConn {
     inbuf: Vec<u8>,
     /// The peer sent close_notify or closed.
     eof: bool,
-    /// Ciphertext on its way out (kept for reuse).
-    out: Vec<u8>,
 }
 
 pub enum Viewer {
@@ -128,6 +126,23 @@ impl Viewer {
     }
 }
 
+/// Non-blocking sends on a socket, for rustls's `write_tls` (`WouldBlock` when it is full).
+struct SocketWriter<'a>(&'a TcpStream);
+
+impl Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::runtime::io::send_now(self.0, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl TlsConn {
     /// Runs the handshake until the session can carry application data.
     pub async fn accept(
@@ -141,7 +156,6 @@ impl TlsConn {
             tls,
             inbuf: Vec::new(),
             eof: false,
-            out: Vec::new(),
         };
         c.tls.set_buffer_limit(None);
         while c.tls.is_handshaking() {
@@ -250,19 +264,15 @@ impl TlsConn {
         }
     }
 
-    /// Sends whatever rustls has encrypted.
+    /// Sends whatever rustls has encrypted, from its record buffers straight to the socket
+    /// (one `sendmsg` over up to 64 records per attempt, no copy into a buffer of ours).
     async fn flush_tls(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            let mut out = std::mem::take(&mut self.out);
-            while self.tls.wants_write() {
-                self.tls.write_tls(&mut out)?;
-            }
-            let (r, mut out) = write_all(&mut self.tcp, out, Bytes::new()).await;
-            r?;
-            // Keep a modest buffer between responses; let a large one go.
-            if out.capacity() <= 64 * 1024 {
-                out.clear();
-                self.out = out;
+            match self.tls.write_tls(&mut SocketWriter(&self.tcp)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tcp.writable(false).await?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
