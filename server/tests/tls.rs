@@ -194,6 +194,41 @@ fn sni_chooses_the_certificate_and_the_first_is_the_default() {
     assert_eq!(get(&mut s, "/").status, 200);
 }
 
+/// A body larger than any socket buffer, read slowly through a small receive window: the
+/// encrypted records wait for the socket many times and still arrive whole and in order.
+#[test]
+fn large_bodies_over_tls_survive_a_slow_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let cfg = config(
+        dir.path(),
+        &[&a],
+        "TLSv1.3",
+        "[default_cache_behavior]\ntarget_origin = \"site\"",
+    );
+    let huge: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("site/huge.bin"), &huge).unwrap();
+    let e = start(dir, &cfg);
+    let mut s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
+    socket2::SockRef::from(&s.sock)
+        .set_recv_buffer_size(32 * 1024)
+        .unwrap();
+    s.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap();
+    // Nothing read for a while: the server's send buffer fills up.
+    std::thread::sleep(Duration::from_millis(200));
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == huge, "body differs");
+    assert_eq!(
+        get(&mut s, "/open/x.txt").body,
+        b"open",
+        "the connection is still usable"
+    );
+}
+
 #[test]
 fn tls_1_2_is_refused_when_the_minimum_is_1_3() {
     let dir = tempfile::tempdir().unwrap();
