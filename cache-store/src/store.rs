@@ -621,6 +621,25 @@ impl Store {
         Ok(())
     }
 
+    /// Reads `len` bytes at `offset` of the slab file into a new buffer (blocking: run it off
+    /// the event loop). The caller holds a [`ReadGuard`] on the object the range belongs to,
+    /// so the bytes cannot be overwritten meanwhile.
+    pub fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.inner.map.len())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "range outside the slab",
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.inner.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
     /// The slab file, for sending bodies with sendfile/splice at [`ReadGuard::body_offset`].
     pub fn file(&self) -> &std::fs::File {
         &self.inner.file

@@ -273,6 +273,14 @@ fn warm_reads_a_range_in_and_residency_is_reported() {
     assert!(g.resident(0, g.body_len()));
     // Past the end of the file: clamped, not an error.
     s.warm(31 * MIB, 4 * MIB).unwrap();
+    // Read through the file: the object's bytes, wherever the range starts.
+    let r = s.read_range(g.body_offset() + 1000, MIB).unwrap();
+    assert!(r[..] == data[1000..1000 + MIB as usize]);
+    assert!(
+        s.read_range(31 * MIB, 4 * MIB).is_err(),
+        "past the end of the slab"
+    );
+    assert!(s.read_range(u64::MAX, 2).is_err());
 }
 
 #[test]

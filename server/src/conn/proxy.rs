@@ -25,10 +25,8 @@ use std::time::Instant;
 const BUFFERED_MAX: u64 = 4 << 20;
 /// How long a stale object with validators is kept for revalidation beyond its freshness.
 const KEEP_STALE: u64 = 86_400;
-/// Cold bodies are brought in and sent in windows of this size.
-const COLD_WINDOW: usize = 8 << 20;
-/// Longest wait for the prefetch thread before sending anyway.
-const PREFETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Cold bodies are read and sent in windows of this size (one buffer per cold hit).
+const COLD_WINDOW: usize = 1 << 20;
 /// This cache's device token for `Surrogate-Control` targets.
 const SURROGATE_TOKEN: &str = "slabfront";
 const SURROGATE_CAPABILITY: &[u8] = b"slabfront=\"Surrogate/1.0\"";
@@ -675,7 +673,7 @@ impl Conn {
         match body {
             Some((a, b)) if !head_only && b > a => {
                 let _cork = self.cork_large(b - a);
-                if f.guard.resident(a as u64, (b - a) as u64) {
+                if b - a <= COLD_WINDOW && f.guard.resident(a as u64, (b - a) as u64) {
                     // Hot: one send straight from the mapping. (Not sendfile: the kernel
                     // would keep referencing slab pages after the call returns, until the
                     // viewer acknowledges them, and a reclaimed segment could then change
@@ -684,6 +682,9 @@ impl Conn {
                     let bytes = Bytes::from_owner(f.guard).slice(a..b);
                     self.send_out(bytes).await?;
                 } else {
+                    // Larger bodies go window by window, residency checked before each: a
+                    // long send from the mapping could otherwise meet pages reclaimed after
+                    // one check at the start.
                     self.send_cold(px, f.guard, a, b).await?;
                 }
             }
@@ -692,8 +693,12 @@ impl Conn {
         Ok(keep_alive)
     }
 
-    /// A body whose pages are not all in memory: window by window, each brought in by the
-    /// prefetch thread first, so that the send never faults on the disk on this thread.
+    /// A body whose pages are not all in memory, window by window: resident windows straight
+    /// from the mapping, cold ones read from the slab file by the prefetch thread into a
+    /// buffer and sent from it. The worker never touches a cold page of the mapping, so it
+    /// never waits on the disk, even when memory is short enough that pages brought in could
+    /// be reclaimed again before a send from the mapping reached them. The guard keeps the
+    /// object from being overwritten until the last window has been read.
     async fn send_cold(&mut self, px: &ProxyWorker, guard: ReadGuard, a: usize, b: usize) -> Result<(), End> {
         let base = guard.body_offset();
         let bytes = Bytes::from_owner(guard);
@@ -702,10 +707,16 @@ impl Conn {
         while at < b {
             let end = (at + COLD_WINDOW).min(b);
             let (off, len) = (base + at as u64, (end - at) as u64);
-            if !store.resident(off, len) {
-                px.shared.prefetch.warm(off, len, PREFETCH_LIMIT).await;
-            }
-            self.send_out(bytes.slice(at..end)).await?;
+            let window = if store.resident(off, len) {
+                bytes.slice(at..end)
+            } else {
+                let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
+                    tracing::warn!(error = %e, offset = off, "slab read failed; closing the connection");
+                    End::Gone
+                })?;
+                Bytes::from(data)
+            };
+            self.send_out(window).await?;
             at = end;
         }
         Ok(())

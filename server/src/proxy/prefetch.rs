@@ -1,18 +1,19 @@
-//! Bringing cold slab pages in off the event loop. A hit whose pages are not resident would
-//! turn the send into major page faults on the worker thread, stalling every connection on
-//! that core; instead the worker hands the range to this thread (which reads it through the
-//! file, into the page cache) and waits for it asynchronously.
+//! Reading cold slab ranges off the event loop. A hit whose pages are not resident would turn
+//! a send from the mapping into major page faults on the worker thread, stalling every
+//! connection on that core; instead the worker hands the range to this thread, which reads it
+//! from the slab file into a buffer, and waits for it asynchronously.
 
 use cache_store::Store;
-use crossbeam::channel::{unbounded, Sender};
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use event_listener::Event;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 struct Job {
     offset: u64,
     len: u64,
+    result: Sender<io::Result<Vec<u8>>>,
     done: Arc<Done>,
 }
 
@@ -28,15 +29,13 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub fn start(store: Store) -> std::io::Result<Prefetcher> {
+    pub fn start(store: Store) -> io::Result<Prefetcher> {
         let (tx, rx) = unbounded::<Job>();
         std::thread::Builder::new()
             .name("slabfront-prefetch".into())
             .spawn(move || {
                 for job in rx {
-                    if let Err(e) = store.warm(job.offset, job.len) {
-                        tracing::warn!(error = %e, offset = job.offset, "slab read failed");
-                    }
+                    let _ = job.result.send(store.read_range(job.offset, job.len));
                     job.done.flag.store(true, Ordering::Release);
                     job.done.event.notify(usize::MAX);
                 }
@@ -44,29 +43,26 @@ impl Prefetcher {
         Ok(Prefetcher { tx })
     }
 
-    /// Reads `len` bytes at `offset` of the slab file into memory; resolves when done (or
-    /// after `limit`, when the caller goes ahead anyway).
-    pub async fn warm(&self, offset: u64, len: u64, limit: Duration) {
+    /// `len` bytes at `offset` of the slab file, read on the prefetch thread.
+    pub async fn read(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         let done = Arc::new(Done::default());
-        if self
-            .tx
+        let (result, rx): (_, Receiver<_>) = bounded(1);
+        self.tx
             .send(Job {
                 offset,
                 len,
+                result,
                 done: done.clone(),
             })
-            .is_err()
-        {
-            return;
-        }
+            .map_err(|_| io::Error::other("the prefetch thread has stopped"))?;
         loop {
             let listener = done.event.listen();
             if done.flag.load(Ordering::Acquire) {
-                return;
+                return rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Err(io::Error::other("the prefetch thread dropped a read")));
             }
-            if monoio::time::timeout(limit, listener).await.is_err() {
-                return;
-            }
+            listener.await;
         }
     }
 }
