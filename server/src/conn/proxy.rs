@@ -693,54 +693,31 @@ impl Conn {
         Ok(keep_alive)
     }
 
-    /// A body whose pages are not all in memory, or a large one, window by window: cold
-    /// windows are read from the slab file by the prefetch thread into a buffer and sent from
-    /// it; resident ones go straight from the mapping. The worker never touches a cold page of
-    /// the mapping, so it never waits on the disk. The guard keeps the object from being
-    /// overwritten until the last window has been read.
+    /// A body whose pages are not all in memory, window by window: resident windows straight
+    /// from the mapping, cold ones read from the slab file by the prefetch thread into a
+    /// buffer and sent from it. The worker never touches a cold page of the mapping, so it
+    /// never waits on the disk, even when memory is short enough that pages brought in could
+    /// be reclaimed again before a send from the mapping reached them. The guard keeps the
+    /// object from being overwritten until the last window has been read.
     async fn send_cold(&mut self, px: &ProxyWorker, guard: ReadGuard, a: usize, b: usize) -> Result<(), End> {
         let base = guard.body_offset();
         let bytes = Bytes::from_owner(guard);
         let store = &px.shared.store;
         let mut at = a;
-        if !self.viewer_tls {
-            // The head first; the body then leaves in copies made right after each check.
-            self.flush().await?;
-        }
         while at < b {
             let end = (at + COLD_WINDOW).min(b);
             let (off, len) = (base + at as u64, (end - at) as u64);
-            if !store.resident(off, len) {
+            let window = if store.resident(off, len) {
+                bytes.slice(at..end)
+            } else {
                 let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
                     tracing::warn!(error = %e, offset = off, "slab read failed; closing the connection");
                     End::Gone
                 })?;
-                self.send_out(Bytes::from(data)).await?;
-                at = end;
-            } else if self.viewer_tls {
-                self.send_out(bytes.slice(at..end)).await?;
-                at = end;
-            } else {
-                // Plain TCP: only what the socket takes now, copied at once, then a wait for
-                // room and a new residency check. A send that waited inside the kernel would
-                // copy later, from pages that memory pressure may have taken back meanwhile.
-                let res = crate::runtime::io::send_now(
-                    self.stream.tcp(),
-                    &[std::io::IoSlice::new(&bytes[at..end])],
-                );
-                match res {
-                    Ok(n) => {
-                        at += n;
-                        self.bytes_out += n as u64;
-                        self.w.metrics.add(&self.w.metrics.bytes_out, n as u64);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        self.stream.tcp().writable(false).await.map_err(|_| End::Gone)?;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return Err(End::Gone),
-                }
-            }
+                Bytes::from(data)
+            };
+            self.send_out(window).await?;
+            at = end;
         }
         Ok(())
     }
