@@ -194,18 +194,24 @@ fn sni_chooses_the_certificate_and_the_first_is_the_default() {
     assert_eq!(get(&mut s, "/").status, 200);
 }
 
-/// A body larger than any socket buffer, read slowly through a small receive window: the
-/// encrypted records wait for the socket many times and still arrive whole and in order.
-#[test]
-fn large_bodies_over_tls_survive_a_slow_reader() {
+/// A site behind one certificate for `a.test`, with this minimum protocol version.
+fn one_name(min: &str) -> (tempfile::TempDir, Certs, String) {
     let dir = tempfile::tempdir().unwrap();
     let a = make_cert(dir.path(), "a", &["a.test"]);
     let cfg = config(
         dir.path(),
         &[&a],
-        "TLSv1.3",
+        min,
         "[default_cache_behavior]\ntarget_origin = \"site\"",
     );
+    (dir, a, cfg)
+}
+
+/// A body larger than any socket buffer, read slowly through a small receive window: the
+/// encrypted records wait for the socket many times and still arrive whole and in order.
+#[test]
+fn large_bodies_over_tls_survive_a_slow_reader() {
+    let (dir, a, cfg) = one_name("TLSv1.3");
     let huge: Vec<u8> = (0..6_000_000u32)
         .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
         .collect();
@@ -231,14 +237,7 @@ fn large_bodies_over_tls_survive_a_slow_reader() {
 
 #[test]
 fn tls_1_2_is_refused_when_the_minimum_is_1_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = make_cert(dir.path(), "a", &["a.test"]);
-    let cfg = config(
-        dir.path(),
-        &[&a],
-        "TLSv1.3",
-        "[default_cache_behavior]\ntarget_origin = \"site\"",
-    );
+    let (dir, a, cfg) = one_name("TLSv1.3");
     let e = start(dir, &cfg);
     assert!(connect(e.https, "a.test", client(&[&a], V12)).is_err());
     let mut s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
