@@ -63,7 +63,7 @@ pub struct FileEntry {
     /// The whole body when it is small enough to keep in memory.
     pub body: Option<Bytes>,
     /// The file, kept open when it is large enough to be sent with `sendfile`.
-    file: Option<Rc<std::fs::File>>,
+    file: Option<Rc<KeptFile>>,
     has_gz: bool,
     has_br: bool,
     ident: Ident,
@@ -88,7 +88,33 @@ pub struct StaticOrigin {
     canonical_root: PathBuf,
     slots: RefCell<ahash::AHashMap<String, Rc<Slot>>>,
     cached_bytes: Cell<u64>,
+    /// Files kept open for sendfile, now.
+    kept_open: Rc<Cell<usize>>,
 }
+
+/// A large file kept open for sendfile; counted against `MAX_KEPT_OPEN` while it lives.
+#[derive(Debug)]
+pub struct KeptFile {
+    file: std::fs::File,
+    count: Rc<Cell<usize>>,
+}
+
+impl std::ops::Deref for KeptFile {
+    type Target = std::fs::File;
+    fn deref(&self) -> &std::fs::File {
+        &self.file
+    }
+}
+
+impl Drop for KeptFile {
+    fn drop(&mut self) {
+        self.count.set(self.count.get() - 1);
+    }
+}
+
+/// Most files a worker keeps open per directory origin (beyond them, large bodies are sent
+/// from memory or read from disk).
+const MAX_KEPT_OPEN: usize = 4096;
 
 /// How the body of a response is to be sent.
 #[derive(Debug)]
@@ -104,7 +130,7 @@ pub enum Body {
         path: PathBuf,
         offset: u64,
         len: u64,
-        open: Option<Rc<std::fs::File>>,
+        open: Option<Rc<KeptFile>>,
         mem: Option<Bytes>,
     },
 }
@@ -120,6 +146,7 @@ impl StaticOrigin {
             canonical_root,
             slots: RefCell::new(ahash::AHashMap::new()),
             cached_bytes: Cell::new(0),
+            kept_open: Rc::new(Cell::new(0)),
         })
     }
 
@@ -429,11 +456,17 @@ impl StaticOrigin {
             None
         };
         // Large files stay open for sendfile, as long as the open one is the one described.
-        let file = if ident.size >= SENDFILE_MIN {
+        let file = if ident.size >= SENDFILE_MIN && self.kept_open.get() < MAX_KEPT_OPEN {
             std::fs::File::open(fs_path)
                 .ok()
                 .filter(|f| f.metadata().is_ok_and(|m| Ident::of(&m) == ident))
-                .map(Rc::new)
+                .map(|file| {
+                    self.kept_open.set(self.kept_open.get() + 1);
+                    Rc::new(KeptFile {
+                        file,
+                        count: self.kept_open.clone(),
+                    })
+                })
         } else {
             None
         };
