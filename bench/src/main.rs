@@ -46,6 +46,13 @@ struct Args {
     tls: bool,
 }
 
+impl Args {
+    /// Whether a row is to run (`--only` names part of its label; without it, every row).
+    fn wants(&self, label: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| label.contains(o))
+    }
+}
+
 const SMALL: &str = "/1k.bin";
 const LARGE: &str = "/simple.html";
 const LARGE_SIZE: usize = 1_323_539;
@@ -460,19 +467,18 @@ fn main() -> Result<()> {
     if args.only_memory {
         return memory_table(&servers, args.idle_connections);
     }
-    let wanted = |label: &str| args.only.as_deref().is_none_or(|o| label.contains(o));
     for (label, path, conns) in [
         ("1 KiB, 64 conns (wrk)", SMALL, 64),
         ("1 KiB, 1000 conns (wrk)", SMALL, 1000),
         ("1.3 MB, 64 conns (wrk)", LARGE, 64),
     ] {
-        if wanted(label) {
+        if args.wants(label) {
             eprintln!("running {label}");
             rows.push((label.to_string(), run_cell(&|s| wrk(s, path, conns, secs))?));
         }
     }
     let label = "1.3 MB, 16 conns (MSG_TRUNC client)";
-    if wanted(label) {
+    if args.wants(label) {
         eprintln!("running {label}");
         rows.push((
             label.into(),

@@ -350,15 +350,15 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         }),
     ];
     for (label, f) in cells {
-        if args.only.as_deref().is_none_or(|o| label.contains(o)) {
+        if args.wants(label) {
             eprintln!("running {label}");
             rows.push((label.to_string(), run_cell(f)?));
         }
     }
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
-    if let Some(only) = &args.only {
-        if "cold slab".contains(only.as_str()) {
+    if args.only.is_some() {
+        if args.wants("cold slab") {
             cold_slab(bin, work.path(), secs)?;
         }
         return Ok(());

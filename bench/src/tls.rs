@@ -135,7 +135,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         ("keep-alive 1.3 MB, 16 conns", LARGE, 16, None),
     ];
     for (label, path, conns, script) in cells {
-        if args.only.as_deref().is_none_or(|o| label.contains(o)) {
+        if args.wants(label) {
             eprintln!("running {label}");
             rows.push((label.to_string(), run_cell(&|s| https(s, path, conns, script))?));
         }
