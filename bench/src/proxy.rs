@@ -239,10 +239,15 @@ fn cold_slab(bin: &Path, work: &Path, secs: u64) -> Result<()> {
     let slab = work.join("cold-slab");
     let server = start_slabfront_at(bin, work, "slabfront-cold", SF_PORT + 10, &slab)?;
     cg.add(server.child.id())?;
-    for i in 0..COLD_OBJECTS {
-        let n = fetch(server.port, &format!("{LARGE}?cold-slab={i}"))?;
-        anyhow::ensure!(n == LARGE_SIZE, "cold-slab object {i}: {n} bytes");
-    }
+    // Every object once, whole (stored the first time, read back in after the limit is lifted).
+    let read_all = || -> Result<()> {
+        for i in 0..COLD_OBJECTS {
+            let n = fetch(server.port, &format!("{LARGE}?cold-slab={i}"))?;
+            anyhow::ensure!(n == LARGE_SIZE, "cold-slab object {i}: {n} bytes");
+        }
+        Ok(())
+    };
+    read_all()?;
     let _ = fetch(server.port, SMALL)?;
     let alone = wrk(&server, SMALL, 64, secs)?;
     // wrk on 1 KiB hits while four clients read the objects in turn.
@@ -276,9 +281,7 @@ fn cold_slab(bin: &Path, work: &Path, secs: u64) -> Result<()> {
     let resident = resident_bytes(&slab);
     // The same mix with every object in memory: what the cold reads add.
     cg.limit(None)?;
-    for i in 0..COLD_OBJECTS {
-        let _ = fetch(server.port, &format!("{LARGE}?cold-slab={i}"))?;
-    }
+    read_all()?;
     let hot = mixed()?;
     drop(server);
     println!();
