@@ -604,23 +604,6 @@ impl Store {
         self.inner.map.resident(offset, len)
     }
 
-    /// Reads a range of the slab file into the page cache (blocking: run it off the event
-    /// loop), so that a send from the mapping does not fault on the disk.
-    pub fn warm(&self, offset: u64, len: u64) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut scratch = vec![0u8; (len as usize).clamp(1, 1 << 20)];
-        let (mut at, end) = (offset, offset.saturating_add(len).min(self.inner.map.len()));
-        while at < end {
-            let want = ((end - at) as usize).min(scratch.len());
-            let n = self.inner.file.read_at(&mut scratch[..want], at)?;
-            if n == 0 {
-                break;
-            }
-            at += n as u64;
-        }
-        Ok(())
-    }
-
     /// Reads `len` bytes at `offset` of the slab file into a new buffer (blocking: run it off
     /// the event loop). The caller holds a [`ReadGuard`] on the object the range belongs to,
     /// so the bytes cannot be overwritten meanwhile.
