@@ -86,7 +86,7 @@ pub fn serve(active: Active, stream: Viewer) -> impl std::future::Future<Output 
     let _ = stream.tcp().set_nodelay(true);
     let peer = stream.tcp().peer_addr().ok();
     let viewer_tls = stream.is_tls();
-    let c = Conn {
+    let mut c = Conn {
         _active: active,
         w,
         stream,
@@ -102,7 +102,6 @@ pub fn serve(active: Active, stream: Viewer) -> impl std::future::Future<Output 
     };
     // `run` borrows: the connection is stored once, as this block's capture (an `async fn`
     // taking `self` by value would keep a second copy).
-    let mut c = c;
     async move { c.run().await }
 }
 
@@ -616,7 +615,7 @@ impl Conn {
                     Some(b) => self.send_out(b).await,
                     None => {
                         self.flush().await?;
-                        self.send_file(&path, offset, len).await
+                        self.stream_from_disk(&path, offset, len).await
                     }
                 }
             }
@@ -654,7 +653,14 @@ impl Conn {
         })
     }
 
-    async fn send_file(&mut self, path: &std::path::Path, mut offset: u64, len: u64) -> Result<(), End> {
+    /// Reads the file in chunks (io_uring reads) and sends each: for bodies not in the page
+    /// cache and not in memory, or for HTTPS viewers.
+    async fn stream_from_disk(
+        &mut self,
+        path: &std::path::Path,
+        mut offset: u64,
+        len: u64,
+    ) -> Result<(), End> {
         // The head is already out: a failure from here on can only close the connection.
         let file = monoio::fs::File::open(path).await.map_err(|e| {
             tracing::warn!(path = %path.display(), error = %e, "cannot open file");
