@@ -336,7 +336,7 @@ pub fn tls_config(o: &Origin) -> Result<Arc<rustls::ClientConfig>, String> {
             return Err(format!("ca_file {f:?} holds no certificate"));
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crate::tls::provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

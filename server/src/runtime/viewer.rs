@@ -14,6 +14,14 @@ use std::time::Instant;
 /// memory per connection.
 const TLS_CHUNK: usize = 256 * 1024;
 
+/// rustls copies plaintext into each record's buffer one slice at a time, and the record's
+/// payload starts 5 bytes into its allocation. glibc copies 2 KiB and more with `rep movsb`,
+/// which on AMD Zen runs at a tenth of its speed when the destination sits just above the
+/// source modulo 4 KiB (5 bytes above a page-aligned body: measured 1.5-1.9 GB/s instead of
+/// 26). Slices below glibc's threshold (2,048 bytes on this machine, 4,096 at most elsewhere
+/// with AVX2) take its vector loop, fast at every offset (22 GB/s at that same offset).
+const COPY_SLICE: usize = 2016;
+
 /// A TLS session over a TCP stream.
 pub struct TlsConn {
     tcp: TcpStream,
@@ -285,8 +293,28 @@ impl TlsConn {
             return self.flush_tls().await;
         }
         for piece in body.chunks(TLS_CHUNK) {
-            self.tls.writer().write_all(piece)?;
+            self.encrypt(piece)?;
             self.flush_tls().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands `plain` to rustls in slices of `COPY_SLICE` (one vectored write; rustls builds
+    /// full-size records across the slices).
+    fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
+        let mut slices = [io::IoSlice::new(&[]); TLS_CHUNK.div_ceil(COPY_SLICE)];
+        let mut rest = plain;
+        while !rest.is_empty() {
+            let mut n = 0;
+            for (slot, chunk) in slices.iter_mut().zip(rest.chunks(COPY_SLICE)) {
+                *slot = io::IoSlice::new(chunk);
+                n += 1;
+            }
+            let taken = self.tls.writer().write_vectored(&slices[..n])?;
+            if taken == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            rest = &rest[taken..];
         }
         Ok(())
     }
