@@ -9,6 +9,33 @@
 use memmap2::MmapRaw;
 use std::sync::atomic::AtomicU32;
 
+/// Copies of 2 KiB and more go through glibc's `rep movsb`, which on AMD Zen runs at a
+/// fifteenth of its speed when the destination lies 1 to 31 bytes above the source modulo
+/// 4 KiB (measured 1.5-2.6 GB/s instead of 26-30). Such copies are made in slices below the
+/// threshold instead, which take glibc's vector loop (22 GB/s at the same offsets).
+const SLICE: usize = 2016;
+
+/// `copy_nonoverlapping`, in `SLICE` pieces when the addresses fall in the slow case.
+///
+/// # Safety
+/// As `std::ptr::copy_nonoverlapping`: `src` readable and `dst` writable for `len` bytes,
+/// and the two ranges do not overlap.
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    let delta = (dst as usize).wrapping_sub(src as usize) % 4096;
+    if len < 2048 || !(1..64).contains(&delta) {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+        return;
+    }
+    let mut done = 0;
+    while done < len {
+        let n = SLICE.min(len - done);
+        // SAFETY: `done + n <= len`, so each piece lies inside the ranges the caller vouched for.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(done), dst.add(done), n) };
+        done += n;
+    }
+}
+
 pub struct Map {
     raw: MmapRaw,
 }
@@ -44,9 +71,10 @@ impl Map {
     /// the caller validates what it got with a checksum.
     pub fn copy_out(&self, off: u64, out: &mut [u8]) {
         let o = self.check(off, out.len() as u64);
-        // SAFETY: in bounds; a concurrent writer can only make the copy inconsistent, which
-        // the caller's checksum detects; the bytes are plain data with no invalid values.
-        unsafe { std::ptr::copy_nonoverlapping(self.raw.as_ptr().add(o), out.as_mut_ptr(), out.len()) }
+        // SAFETY: in bounds; `out` is a buffer of ours, not in the mapping; a concurrent writer
+        // can only make the copy inconsistent, which the caller's checksum detects; the bytes
+        // are plain data with no invalid values.
+        unsafe { copy_bytes(self.raw.as_ptr().add(o), out.as_mut_ptr(), out.len()) }
     }
 
     /// Writes bytes into a range the caller owns.
@@ -56,9 +84,15 @@ impl Map {
     /// writer writes it.
     pub unsafe fn write(&self, off: u64, data: &[u8]) {
         let o = self.check(off, data.len() as u64);
-        // SAFETY: in bounds; exclusive per the caller's contract; source and mapping never
-        // overlap (the source is not in the mapping's writable range we own).
-        unsafe { std::ptr::copy(data.as_ptr(), self.raw.as_mut_ptr().add(o), data.len()) }
+        let dst = self.raw.as_mut_ptr().wrapping_add(o);
+        let (d, s) = (dst as usize, data.as_ptr() as usize);
+        assert!(
+            s + data.len() <= d || d + data.len() <= s,
+            "source overlaps the slab range"
+        );
+        // SAFETY: in bounds; exclusive per the caller's contract; the source does not overlap
+        // the range (asserted above).
+        unsafe { copy_bytes(data.as_ptr(), dst, data.len()) }
     }
 
     /// An aligned 32-bit word of the mapping, for commit markers and flags.
@@ -142,5 +176,27 @@ mod tests {
             m.copy_out(8190, &mut big);
         });
         assert!(r.is_err(), "out-of-bounds access must panic, not read");
+    }
+
+    #[test]
+    fn copies_at_every_page_offset_land_whole() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(1 << 20).unwrap();
+        let m = Map::new(MmapRaw::map_raw(&f).unwrap());
+        let src: Vec<u8> = (0..40_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // Destinations 0..80 bytes above the source modulo 4 KiB (the sliced case is 1..63),
+        // lengths below, at and above one slice.
+        for delta in 0..80usize {
+            for len in [100, SLICE, SLICE + 1, 2048, 33_333] {
+                let from = (delta * 13) % (src.len() - len);
+                let data = &src[from..from + len];
+                let off = (data.as_ptr() as usize + delta) % 4096 + 8192;
+                // SAFETY: single-threaded test owns the whole mapping.
+                unsafe { m.write(off as u64, data) };
+                let mut back = vec![0u8; len];
+                m.copy_out(off as u64, &mut back);
+                assert!(back == data, "delta {delta} len {len}");
+            }
+        }
     }
 }
