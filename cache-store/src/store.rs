@@ -411,6 +411,15 @@ impl Store {
         crate::recover::open(opts)
     }
 
+    /// Where the indexed entry for `key`'s hash starts, and the length of its header, key and
+    /// metadata (the bytes `get` reads), from the index alone: the slab is not touched, so a
+    /// caller can check their residency and bring them in off its event loop before `get`.
+    pub fn entry_head(&self, key: &[u8]) -> Option<(u64, u64)> {
+        let h = key_hash(key);
+        let shard = self.inner.shard(h).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(&h).map(|l| (l.off, l.hdr.body_offset()))
+    }
+
     /// Looks a key up. The guard keeps the object's bytes valid while it lives.
     pub fn get(&self, key: &[u8]) -> Option<ReadGuard> {
         let inner = &self.inner;

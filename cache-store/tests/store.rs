@@ -283,6 +283,25 @@ fn read_range_reads_through_the_file_and_residency_is_reported() {
 }
 
 #[test]
+fn entry_head_locates_the_key_and_metadata_without_a_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&opts(&dir, 32 * MIB, MIB)).unwrap();
+    let mut w = s.writer();
+    w.insert(b"/a", b"meta-of-a", &body(1, 5000), u64::MAX).unwrap();
+    w.insert(b"/bb", b"meta-of-bb", &body(2, 7000), u64::MAX).unwrap();
+    assert_eq!(s.entry_head(b"/missing"), None);
+    for (key, meta) in [(&b"/a"[..], &b"meta-of-a"[..]), (b"/bb", b"meta-of-bb")] {
+        let (off, len) = s.entry_head(key).unwrap();
+        let g = s.get(key).unwrap();
+        assert_eq!(off + len, g.body_offset(), "the head ends where the body starts");
+        let head = s.read_range(off, len).unwrap();
+        let has = |needle: &[u8]| head.windows(needle.len()).any(|x| x == needle);
+        assert!(has(key) && has(meta), "key and metadata lie inside the range");
+        assert!(s.resident(off, len));
+    }
+}
+
+#[test]
 fn objects_read_often_outlast_objects_read_once() {
     let dir = tempfile::tempdir().unwrap();
     // 8 segments of 256 KiB: about 180 objects of 10 KB fit.

@@ -27,6 +27,9 @@ const BUFFERED_MAX: u64 = 4 << 20;
 const KEEP_STALE: u64 = 86_400;
 /// Cold bodies are read and sent in windows of this size (one buffer per cold hit).
 const COLD_WINDOW: usize = 1 << 20;
+/// Bodies from this size on are read into a buffer off the event loop, not sent from the
+/// mapping, while memory is short (`ProxyWorker::memory_short`).
+const SHORT_MIN: usize = 64 * 1024;
 /// This cache's device token for `Surrogate-Control` targets.
 const SURROGATE_TOKEN: &str = "slabfront";
 const SURROGATE_CAPABILITY: &[u8] = b"slabfront=\"Surrogate/1.0\"";
@@ -132,7 +135,7 @@ impl Conn {
     ) -> Result<bool, End> {
         let mut collapse = true;
         for _attempt in 0..3 {
-            let found = lookup(px, keyed, req);
+            let found = lookup(px, keyed, req).await;
             let now = now_ms();
             if let Some(f) = found {
                 let age = f.meta.age_ms(now);
@@ -673,7 +676,8 @@ impl Conn {
         match body {
             Some((a, b)) if !head_only && b > a => {
                 let _cork = self.cork_large(b - a);
-                if b - a <= COLD_WINDOW && f.guard.resident(a as u64, (b - a) as u64) {
+                let hot = b - a < SHORT_MIN || !px.memory_short(Instant::now());
+                if hot && b - a <= COLD_WINDOW && f.guard.resident(a as u64, (b - a) as u64) {
                     // Hot: one send straight from the mapping. (Not sendfile: the kernel
                     // would keep referencing slab pages after the call returns, until the
                     // viewer acknowledges them, and a reclaimed segment could then change
@@ -704,10 +708,19 @@ impl Conn {
         let bytes = Bytes::from_owner(guard);
         let store = &px.shared.store;
         let mut at = a;
+        // When memory is short (this body or another recent one was partly out of memory),
+        // every window goes through the prefetch thread, resident or not: pages found resident
+        // can be reclaimed again before the send reaches them, and that fault would stall the
+        // worker.
+        let now = Instant::now();
+        if !store.resident(base + a as u64, (b - a) as u64) {
+            px.saw_cold(now);
+        }
+        let short = px.memory_short(now);
         while at < b {
             let end = (at + COLD_WINDOW).min(b);
             let (off, len) = (base + at as u64, (end - at) as u64);
-            let window = if store.resident(off, len) {
+            let window = if !short && store.resident(off, len) {
                 bytes.slice(at..end)
             } else {
                 let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
@@ -774,7 +787,9 @@ impl Conn {
                 // A page behind a custom origin is used when it is cached.
                 let b = &px.behaviors[w.router.route_behavior(path.as_bytes()).1];
                 let k = key::build(req, path.as_bytes(), b"", &b.key, true);
-                lookup(px, &k, req).map(|f| (Bytes::from_owner(f.guard), content_type_of(&f.meta)))
+                lookup(px, &k, req)
+                    .await
+                    .map(|f| (Bytes::from_owner(f.guard), content_type_of(&f.meta)))
             }
         };
         let Some((body, ctype)) = body else {
@@ -906,8 +921,9 @@ fn push_header(out: &mut Vec<u8>, n: &str, v: &[u8]) {
 }
 
 /// The stored response for a request, following a `Vary` marker to its variant.
-fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found> {
+async fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found> {
     let store = &px.shared.store;
+    bring_in_head(px, &keyed.key).await;
     let g = store.get(&keyed.key)?;
     let m = Meta::decode(g.meta())?;
     if m.kind == Kind::Object {
@@ -919,6 +935,7 @@ fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found> {
     }
     let vk = key::variant_key(&keyed.key, &m.vary, |name| request_value(req, name));
     drop(g);
+    bring_in_head(px, &vk).await;
     let g = store.get(&vk)?;
     let m = Meta::decode(g.meta())?;
     (m.kind == Kind::Object).then_some(Found {
@@ -926,6 +943,21 @@ fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found> {
         meta: m,
         key: vk,
     })
+}
+
+/// Makes sure the stored header, key and metadata of `key`'s entry (what a lookup reads
+/// from the mapping) are in memory, reading them in on the prefetch thread when they are
+/// not, so that the lookup does not stall the worker on a major fault.
+async fn bring_in_head(px: &ProxyWorker, key: &[u8]) {
+    let store = &px.shared.store;
+    if let Some((off, len)) = store.entry_head(key) {
+        if !store.resident(off, len) {
+            px.saw_cold(Instant::now());
+            // The bytes are not used (the entry may even be replaced meanwhile): reading them
+            // is what brings the pages in. A failed read leaves the lookup to fault them in.
+            let _ = px.shared.prefetch.read(off, len).await;
+        }
+    }
 }
 
 /// A request header's field lines joined as one value.

@@ -219,6 +219,27 @@ pub struct ProxyWorker {
     pub errors: Vec<ErrorPage>,
     /// Appends small objects to this worker's own open segment.
     pub writer: RefCell<Writer>,
+    /// When a hit last found slab pages out of memory (see `memory_short`).
+    cold: ColdClock,
+}
+
+/// How long after a cold hit large hits avoid sending from the mapping.
+const SHORT_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When a hit last found slab pages out of memory.
+#[derive(Default)]
+struct ColdClock(std::cell::Cell<Option<std::time::Instant>>);
+
+impl ColdClock {
+    fn saw(&self, now: std::time::Instant) {
+        self.0.set(Some(now));
+    }
+
+    fn recent(&self, now: std::time::Instant) -> bool {
+        self.0
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < SHORT_FOR)
+    }
 }
 
 impl ProxyWorker {
@@ -253,7 +274,21 @@ impl ProxyWorker {
             behaviors,
             errors,
             writer,
+            cold: ColdClock::default(),
         })
+    }
+
+    /// Records that a hit found part of its body out of memory.
+    pub fn saw_cold(&self, now: std::time::Instant) {
+        self.cold.saw(now);
+    }
+
+    /// Memory is short when a hit found pages out of memory within the last `SHORT_FOR`:
+    /// the page cache is then evicting slab pages as fast as they come in, and a page found
+    /// resident can be gone by the time a send from the mapping reaches it (a major fault
+    /// in the worker, stalling every connection it serves).
+    pub fn memory_short(&self, now: std::time::Instant) -> bool {
+        self.cold.recent(now)
     }
 
     pub fn error_page(&self, code: u16) -> Option<&ErrorPage> {
@@ -266,4 +301,26 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn memory_is_short_for_a_while_after_a_cold_hit() {
+        let c = ColdClock::default();
+        let t = Instant::now();
+        assert!(!c.recent(t), "nothing cold seen yet");
+        c.saw(t);
+        assert!(c.recent(t));
+        assert!(c.recent(t + SHORT_FOR - Duration::from_millis(1)));
+        assert!(!c.recent(t + SHORT_FOR), "short only for SHORT_FOR");
+        c.saw(t + SHORT_FOR * 3);
+        assert!(
+            c.recent(t + SHORT_FOR * 3 + Duration::from_millis(5)),
+            "a new cold hit renews it"
+        );
+    }
 }
