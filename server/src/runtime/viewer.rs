@@ -286,27 +286,31 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Encrypts and sends `head` and `body`, a bounded chunk at a time.
+    /// Encrypts and sends `head` and `body`, a bounded chunk at a time; the head shares its
+    /// record with the start of the body (one record, one seal, for a small response).
     async fn write_all(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
-        self.tls.writer().write_all(head)?;
-        if body.is_empty() {
-            return self.flush_tls().await;
-        }
-        for piece in body.chunks(TLS_CHUNK) {
-            self.encrypt(piece)?;
+        let mut pieces = body.chunks(TLS_CHUNK);
+        self.encrypt(head, pieces.next().unwrap_or_default())?;
+        self.flush_tls().await?;
+        for piece in pieces {
+            self.encrypt(&[], piece)?;
             self.flush_tls().await?;
         }
         Ok(())
     }
 
-    /// Hands `plain` to rustls in slices of `COPY_SLICE` (one vectored write; rustls builds
-    /// full-size records across the slices).
-    fn encrypt(&mut self, plain: &[u8]) -> io::Result<()> {
-        let mut slices = [io::IoSlice::new(&[]); TLS_CHUNK.div_ceil(COPY_SLICE)];
-        let mut rest = plain;
-        while !rest.is_empty() {
+    /// Hands `head` then `plain` to rustls, `plain` in slices of `COPY_SLICE` (one vectored
+    /// write; rustls builds full-size records across the slices).
+    fn encrypt(&mut self, head: &[u8], plain: &[u8]) -> io::Result<()> {
+        let mut slices = [io::IoSlice::new(&[]); TLS_CHUNK.div_ceil(COPY_SLICE) + 1];
+        let (mut head, mut rest) = (head, plain);
+        while !head.is_empty() || !rest.is_empty() {
             let mut n = 0;
-            for (slot, chunk) in slices.iter_mut().zip(rest.chunks(COPY_SLICE)) {
+            if !head.is_empty() {
+                slices[0] = io::IoSlice::new(head);
+                n = 1;
+            }
+            for (slot, chunk) in slices[n..].iter_mut().zip(rest.chunks(COPY_SLICE)) {
                 *slot = io::IoSlice::new(chunk);
                 n += 1;
             }
@@ -314,7 +318,9 @@ impl TlsConn {
             if taken == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            rest = &rest[taken..];
+            let of_head = taken.min(head.len());
+            head = &head[of_head..];
+            rest = &rest[taken - of_head..];
         }
         Ok(())
     }
