@@ -75,6 +75,9 @@ impl ServerProc {
     fn rss_kib(&self) -> u64 {
         self.pids().iter().map(|&p| procstat::rss_kib(p)).sum()
     }
+    fn rss_anon_kib(&self) -> u64 {
+        self.pids().iter().map(|&p| procstat::rss_anon_kib(p)).sum()
+    }
 }
 
 impl Drop for ServerProc {

@@ -163,6 +163,47 @@ fn collapsing(server: &ServerProc, work: &Path, path: &str) -> Result<(usize, us
     Ok((origin_requests(work) - before, complete))
 }
 
+/// A 1 GiB object fetched through the proxy for the first time (a miss: streamed from the
+/// origin to the viewer while stored), read by a client that discards it, with the server's
+/// resident anonymous memory (heap and stacks; not the mapped slab file) sampled every 10 ms.
+/// Returns (bytes received, seconds, peak growth of anonymous memory in KiB).
+fn pass_through(server: &ServerProc, path: &str) -> Result<(u64, f64, u64)> {
+    let before = server.rss_anon_kib();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::sync::atomic::AtomicU64::new(before);
+    let t0 = std::time::Instant::now();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(server.rss_anon_kib(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = (|| -> Result<u64> {
+            let mut c = TcpStream::connect(("127.0.0.1", server.port))?;
+            c.set_read_timeout(Some(Duration::from_secs(60)))?;
+            c.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes(),
+            )?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                match c.read(&mut buf)? {
+                    0 => return Ok(total),
+                    n => total += n as u64,
+                }
+            }
+        })();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })?;
+    let secs = t0.elapsed().as_secs_f64();
+    let grown = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    Ok((got, secs, grown))
+}
+
 /// A memory cgroup limited to `limit` bytes (v2, else v1), removed when dropped.
 struct MemoryCgroup {
     dir: std::path::PathBuf,
@@ -361,6 +402,9 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
     if args.only.is_some() {
+        if args.wants("1 GiB") {
+            pass_through_table(&servers, &root)?;
+        }
         if args.wants("cold slab") {
             cold_slab(bin, work.path(), secs)?;
         }
@@ -374,5 +418,27 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         let (fetches, complete) = collapsing(s, work.path(), &format!("/simple.html?cold={i}"))?;
         println!("| {} | {fetches} | {complete} of 1000 |", s.name);
     }
+    pass_through_table(&servers, &root)?;
     cold_slab(bin, work.path(), secs)
+}
+
+/// The 1 GiB pass-through, each server in turn (a sparse file at the origin).
+fn pass_through_table(servers: &[ServerProc], root: &Path) -> Result<()> {
+    const SIZE: u64 = 1 << 30;
+    let big = root.join("1g.bin");
+    std::fs::File::create(&big)?.set_len(SIZE)?;
+    println!();
+    println!("| a 1 GiB object through the proxy, first request (miss) | bytes received | seconds | peak growth of the proxy's anonymous memory |");
+    println!("|---|---|---|---|");
+    for (i, s) in servers.iter().enumerate() {
+        let (got, secs, grown) = pass_through(s, &format!("/1g.bin?pass={i}"))?;
+        anyhow::ensure!(got >= SIZE, "{}: {got} bytes of {SIZE}", s.name);
+        println!(
+            "| {} | {got} | {secs:.2} | {:.1} MB |",
+            s.name,
+            grown as f64 / 1024.0
+        );
+    }
+    let _ = std::fs::remove_file(&big);
+    Ok(())
 }
