@@ -25,6 +25,7 @@
 mod error;
 mod format;
 mod map;
+mod pages;
 mod recover;
 mod store;
 
