@@ -162,7 +162,14 @@ impl Inner {
             seg_size: header.segment_size,
             segments,
             header: Mutex::new(header),
-            segs: (0..segments).map(|_| Seg::default()).collect(),
+            // Every segment starts out lent: sockets a previous process closed may still be
+            // sending from its pages (the kernel finishes their transmissions after exit).
+            segs: (0..segments)
+                .map(|_| Seg {
+                    lent: AtomicBool::new(refresh.is_some()),
+                    ..Seg::default()
+                })
+                .collect(),
             alloc: Mutex::new(Alloc {
                 head,
                 seq: next_seq,

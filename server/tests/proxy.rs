@@ -534,6 +534,11 @@ fn large_objects_stream_through_and_are_stored_whole() {
         let b = s.get(path, &[]);
         assert_eq!(b.header("x-cache"), Some("Hit from slabfront"), "{path}");
         assert!(b.body == big, "{path}: hit body differs");
+        // A range of the stored object (sent from the slab file at an offset).
+        let r = s.get(path, &[("Range", "bytes=1000003-3000002")]);
+        assert_eq!(r.status, 206, "{path}");
+        assert_eq!(r.header("content-range"), Some("bytes 1000003-3000002/20000000"));
+        assert!(r.body == big[1_000_003..3_000_003], "{path}: range body differs");
     }
     assert_eq!(origin.count(), 2);
 }
