@@ -30,4 +30,5 @@ mod recover;
 mod store;
 
 pub use error::{Error, Result};
+pub use pages::page_cached;
 pub use store::{ReadGuard, Stats, Store, StoreOptions, WriteHandle, Writer};

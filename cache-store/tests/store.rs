@@ -339,9 +339,10 @@ fn entry_head_locates_the_key_and_metadata_without_a_lookup() {
     w.insert(b"/bb", b"meta-of-bb", &body(2, 7000), u64::MAX).unwrap();
     assert_eq!(s.entry_head(b"/missing"), None);
     for (key, meta) in [(&b"/a"[..], &b"meta-of-a"[..]), (b"/bb", b"meta-of-bb")] {
-        let (off, len) = s.entry_head(key).unwrap();
+        let (off, len, body_len) = s.entry_head(key).unwrap();
         let g = s.get(key).unwrap();
         assert_eq!(off + len, g.body_offset(), "the head ends where the body starts");
+        assert_eq!(body_len, g.body_len());
         let head = s.read_range(off, len).unwrap();
         let has = |needle: &[u8]| head.windows(needle.len()).any(|x| x == needle);
         assert!(has(key) && has(meta), "key and metadata lie inside the range");

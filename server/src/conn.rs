@@ -601,7 +601,7 @@ impl Conn {
                 if let (Viewer::Plain(_), Some(file)) = (&self.stream, &open) {
                     // Only from the page cache: a read from disk inside sendfile would stall
                     // every connection of this worker.
-                    match crate::runtime::io::page_cached(file, offset, len) {
+                    match cache_store::page_cached(file, offset, len) {
                         Some(true) => {
                             self.flush().await?;
                             return self.sendfile(&path, file, offset, len).await;

@@ -39,6 +39,9 @@ struct Found {
     guard: ReadGuard,
     meta: Meta,
     key: Vec<u8>,
+    /// The whole entry, body included, was in memory at the lookup (checked then for small
+    /// bodies: one residency check per hit instead of two).
+    resident: bool,
 }
 
 /// What to do with a response being relayed.
@@ -677,7 +680,7 @@ impl Conn {
             Some((a, b)) if !head_only && b > a => {
                 let _cork = self.cork_large(b - a);
                 let hot = b - a < SHORT_MIN || !px.memory_short(Instant::now());
-                let resident = hot && f.guard.resident(a as u64, (b - a) as u64);
+                let resident = hot && (f.resident || f.guard.resident(a as u64, (b - a) as u64));
                 let lent =
                     (resident && !self.viewer_tls && (b - a) as u64 >= crate::static_files::SENDFILE_MIN)
                         .then(|| f.guard.lend_body())
@@ -937,7 +940,7 @@ fn push_header(out: &mut Vec<u8>, n: &str, v: &[u8]) {
 /// The stored response for a request, following a `Vary` marker to its variant.
 async fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found> {
     let store = &px.shared.store;
-    bring_in_head(px, &keyed.key).await;
+    let resident = bring_in_head(px, &keyed.key).await;
     let g = store.get(&keyed.key)?;
     let m = Meta::decode(g.meta())?;
     if m.kind == Kind::Object {
@@ -945,33 +948,42 @@ async fn lookup(px: &ProxyWorker, keyed: &Keyed, req: &Request) -> Option<Found>
             guard: g,
             meta: m,
             key: keyed.key.clone(),
+            resident,
         });
     }
     let vk = key::variant_key(&keyed.key, &m.vary, |name| request_value(req, name));
     drop(g);
-    bring_in_head(px, &vk).await;
+    let resident = bring_in_head(px, &vk).await;
     let g = store.get(&vk)?;
     let m = Meta::decode(g.meta())?;
     (m.kind == Kind::Object).then_some(Found {
         guard: g,
         meta: m,
         key: vk,
+        resident,
     })
 }
 
 /// Makes sure the stored header, key and metadata of `key`'s entry (what a lookup reads
 /// from the mapping) are in memory, reading them in on the prefetch thread when they are
-/// not, so that the lookup does not stall the worker on a major fault.
-async fn bring_in_head(px: &ProxyWorker, key: &[u8]) {
+/// not, so that the lookup does not stall the worker on a major fault. Bodies under
+/// `SHORT_MIN` are checked in the same call: true when the whole entry was resident.
+async fn bring_in_head(px: &ProxyWorker, key: &[u8]) -> bool {
     let store = &px.shared.store;
-    if let Some((off, len)) = store.entry_head(key) {
-        if !store.resident(off, len) {
-            px.saw_cold(Instant::now());
-            // The bytes are not used (the entry may even be replaced meanwhile): reading them
-            // is what brings the pages in. A failed read leaves the lookup to fault them in.
-            let _ = px.shared.prefetch.read(off, len).await;
-        }
+    let Some((off, head, body)) = store.entry_head(key) else {
+        return false;
+    };
+    let small = body < SHORT_MIN as u64;
+    if store.resident(off, if small { head + body } else { head }) {
+        return small;
     }
+    px.saw_cold(Instant::now());
+    if !small || !store.resident(off, head) {
+        // The bytes are not used (the entry may even be replaced meanwhile): reading them
+        // is what brings the pages in. A failed read leaves the lookup to fault them in.
+        let _ = px.shared.prefetch.read(off, head).await;
+    }
+    false
 }
 
 /// A request header's field lines joined as one value.
@@ -1445,8 +1457,14 @@ fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Op
         };
         if resp.status == 304 {
             client.checkin(up);
+            bring_in_head(px, &key).await;
             if let Some(g) = px.shared.store.get(&key) {
-                let f = Found { guard: g, meta, key };
+                let f = Found {
+                    guard: g,
+                    meta,
+                    key,
+                    resident: false,
+                };
                 refresh_stored(px, b, f, &resp, request_ms, epoch);
             }
             return;

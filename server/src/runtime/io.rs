@@ -208,50 +208,6 @@ pub async fn send_file(
     res.map_err(|e| (e, off as u64 - offset))
 }
 
-/// Whether every page of `file` in `offset..offset + len` is in the page cache
-/// (`cachestat(2)`, Linux 6.5+). `None` when the kernel cannot say.
-pub fn page_cached(file: &std::fs::File, offset: u64, len: u64) -> Option<bool> {
-    #[repr(C)]
-    struct Range {
-        off: u64,
-        len: u64,
-    }
-    #[repr(C)]
-    #[derive(Default)]
-    struct Stat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-    const SYS_CACHESTAT: libc::c_long = 451;
-    const PAGE: u64 = 4096;
-    if len == 0 {
-        return Some(true);
-    }
-    let first = offset / PAGE;
-    let last = (offset + len - 1) / PAGE;
-    let range = Range {
-        off: first * PAGE,
-        len: (last - first + 1) * PAGE,
-    };
-    let mut stat = Stat::default();
-    // SAFETY: cachestat reads `range` and writes one `Stat`, both live, properly laid out
-    // (repr(C), the kernel's field order) and exclusively borrowed for the call; the file
-    // descriptor is open (borrowed).
-    let r = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_raw_fd(),
-            &range as *const Range,
-            &mut stat as *mut Stat,
-            0u32,
-        )
-    };
-    (r == 0).then_some(stat.nr_cache > last - first)
-}
-
 /// Asks the kernel to read `offset..offset + len` of `file` into the page cache in the
 /// background (`POSIX_FADV_WILLNEED` starts the reads and returns without waiting for them).
 pub fn will_need(file: &std::fs::File, offset: u64, len: u64) {
