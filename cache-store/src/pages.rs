@@ -1,69 +1,6 @@
-//! Fresh pages for a reused range of the slab file.
-//!
-//! A body sent with `sendfile` (or spliced) leaves the kernel holding references to the slab
-//! file's page-cache pages after the call returns: until the viewer acknowledges the bytes,
-//! and on loopback until the viewer reads them. Writing new objects into those same pages
-//! would change bytes already "sent". So before a run whose pages were lent that way is
-//! written again, its range is given fresh pages: `FALLOC_FL_ZERO_RANGE` (or punching a hole
-//! and allocating it again) drops the old pages from the file, leaving them, unchanged, to
-//! whoever still references them, while the file keeps its blocks, so later writes through
-//! the mapping cannot fail for want of space.
+//! The page cache, asked about directly: whether a file range is in memory.
 
 #![allow(unsafe_code)]
-
-use rustix::fs::{fallocate, FallocateFlags};
-use std::fs::File;
-use std::io;
-use std::path::Path;
-
-/// How this file system gives a range fresh pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refresh {
-    ZeroRange,
-    PunchThenAllocate,
-}
-
-/// Which way works on the file system of `dir`, tried on a scratch file there; `None` when
-/// neither does (bodies are then never lent).
-pub(crate) fn probe(dir: &Path) -> Option<Refresh> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let scratch = dir.join(format!(".slabfront-probe-{}-{nanos}", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&scratch)
-        .ok()?;
-    let _ = std::fs::remove_file(&scratch);
-    fallocate(&file, FallocateFlags::empty(), 0, 16384).ok()?;
-    [Refresh::ZeroRange, Refresh::PunchThenAllocate]
-        .into_iter()
-        .find(|&how| refresh(&file, how, 4096, 8192).is_ok())
-}
-
-/// Gives `len` bytes at `off` fresh (zeroed) pages, keeping the blocks allocated.
-pub(crate) fn refresh(file: &File, how: Refresh, off: u64, len: u64) -> io::Result<()> {
-    match how {
-        Refresh::ZeroRange => fallocate(
-            file,
-            FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE,
-            off,
-            len,
-        )?,
-        Refresh::PunchThenAllocate => {
-            fallocate(
-                file,
-                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-                off,
-                len,
-            )?;
-            fallocate(file, FallocateFlags::KEEP_SIZE, off, len)?;
-        }
-    }
-    Ok(())
-}
 
 /// Whether every page of `file` in `offset..offset + len` is in the page cache
 /// (`cachestat(2)`, Linux 6.5+). `None` when the kernel cannot say.
@@ -137,28 +74,5 @@ mod tests {
         f.read_exact(&mut first).unwrap();
         assert_eq!(page_cached(&f, 0, 4096), Some(true), "read back in");
         assert_eq!(page_cached(&f, 0, 0), Some(true), "an empty range");
-    }
-
-    #[test]
-    fn reused_ranges_read_as_zeros_and_keep_their_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let how = probe(dir.path()).expect("this file system gives ranges fresh pages");
-        let path = dir.path().join("f");
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        f.write_all(&vec![9u8; 3 * 4096]).unwrap();
-        refresh(&f, how, 4096, 4096).unwrap();
-        let mut back = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut back).unwrap();
-        assert_eq!(back.len(), 3 * 4096);
-        assert!(back[..4096].iter().all(|&b| b == 9));
-        assert!(back[4096..8192].iter().all(|&b| b == 0));
-        assert!(back[8192..].iter().all(|&b| b == 9));
     }
 }

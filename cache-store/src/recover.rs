@@ -131,13 +131,7 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
         .iter()
         .max_by_key(|r| r.seq)
         .map_or((1, 0), |r| (r.seq + 1, (r.head + r.len) % segments as usize));
-    let dir = opts
-        .path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let refresh = crate::pages::probe(dir);
-    let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head, refresh));
+    let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head));
     for r in &runs {
         inner.adopt_run(r.head, r.len, r.seq);
     }
