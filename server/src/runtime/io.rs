@@ -77,8 +77,9 @@ unsafe impl IoVecBuf for HeadAndBody {
 
 /// Runs `f` on a socket2 view of the stream's descriptor.
 fn with_sock<T>(stream: &impl AsRawFd, f: impl FnOnce(SockRef<'_>) -> T) -> T {
-    // SAFETY: the descriptor belongs to `stream`, which the caller borrows for the whole call,
-    // so it stays open while the borrowed view exists; the view never closes it.
+    // SAFETY: the descriptor belongs to `stream`, which the caller borrows for the whole call
+    // (or, for the `Cork` and `NonBlocking` guards, to a socket that outlives the guard), so
+    // it stays open while the borrowed view exists; the view never closes it.
     let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
     f(SockRef::from(&fd))
 }
@@ -173,7 +174,7 @@ pub async fn send_file(
     len: u64,
 ) -> Result<(), (io::Error, u64)> {
     let sock = stream.as_raw_fd();
-    let restore = NonBlocking::set(sock).map_err(|e| (e, 0))?;
+    let restore = NonBlocking::set(stream).map_err(|e| (e, 0))?;
     let mut off = offset as libc::off_t;
     let end = offset + len;
     let res = loop {
@@ -228,65 +229,55 @@ pub struct Cork(std::os::fd::RawFd);
 
 impl Cork {
     pub fn set(stream: &impl AsRawFd) -> Cork {
-        let fd = stream.as_raw_fd();
-        set_cork(fd, true);
-        Cork(fd)
+        let _ = with_sock(stream, |s| s.set_cork(true));
+        Cork(stream.as_raw_fd())
     }
 }
 
-fn set_cork(fd: std::os::fd::RawFd, on: bool) {
-    let v: libc::c_int = on.into();
-    // SAFETY: `v` lives across the call and its size is passed; the descriptor is open (its
-    // owner outlives the guard).
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+impl AsRawFd for Cork {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
 }
 
 impl Drop for Cork {
     fn drop(&mut self) {
-        set_cork(self.0, false);
+        // The socket's owner outlives the guard, so the descriptor is still its socket.
+        let _ = with_sock(self, |s| s.set_cork(false));
     }
 }
 
-/// `O_NONBLOCK` on a descriptor until dropped (then its flags as they were).
+/// `O_NONBLOCK` on a socket until dropped (then as it was).
 struct NonBlocking {
     fd: std::os::fd::RawFd,
-    flags: Option<libc::c_int>,
+    /// The socket was blocking before.
+    restore: bool,
 }
 
 impl NonBlocking {
-    fn set(fd: std::os::fd::RawFd) -> io::Result<NonBlocking> {
-        // SAFETY: F_GETFL/F_SETFL on a descriptor the caller keeps open; no memory is passed.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & libc::O_NONBLOCK != 0 {
-            return Ok(NonBlocking { fd, flags: None });
-        }
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
+    fn set(stream: &impl AsRawFd) -> io::Result<NonBlocking> {
+        let restore = !with_sock(stream, |s| s.nonblocking())?;
+        if restore {
+            with_sock(stream, |s| s.set_nonblocking(true))?;
         }
         Ok(NonBlocking {
-            fd,
-            flags: Some(flags),
+            fd: stream.as_raw_fd(),
+            restore,
         })
+    }
+}
+
+impl AsRawFd for NonBlocking {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd
     }
 }
 
 impl Drop for NonBlocking {
     fn drop(&mut self) {
-        if let Some(flags) = self.flags {
-            // SAFETY: as in `set`; the descriptor is still open (its owner outlives this guard).
-            unsafe { libc::fcntl(self.fd, libc::F_SETFL, flags) };
+        if self.restore {
+            // The socket's owner outlives the guard, so the descriptor is still its socket.
+            let _ = with_sock(self, |s| s.set_nonblocking(false));
         }
     }
 }
