@@ -4,23 +4,17 @@
 //! from the slab file into a buffer, and waits for it asynchronously.
 
 use cache_store::Store;
-use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use event_listener::Event;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 struct Job {
     offset: u64,
     len: u64,
+    /// Where the bytes go; `done` is notified after they are sent.
     result: Sender<io::Result<Vec<u8>>>,
-    done: Arc<Done>,
-}
-
-#[derive(Default)]
-struct Done {
-    flag: AtomicBool,
-    event: Event,
+    done: Arc<Event>,
 }
 
 /// The process-wide prefetch thread.
@@ -36,8 +30,7 @@ impl Prefetcher {
             .spawn(move || {
                 for job in rx {
                     let _ = job.result.send(store.read_range(job.offset, job.len));
-                    job.done.flag.store(true, Ordering::Release);
-                    job.done.event.notify(usize::MAX);
+                    job.done.notify(usize::MAX);
                 }
             })?;
         Ok(Prefetcher { tx })
@@ -45,7 +38,7 @@ impl Prefetcher {
 
     /// `len` bytes at `offset` of the slab file, read on the prefetch thread.
     pub async fn read(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let done = Arc::new(Done::default());
+        let done = Arc::new(Event::new());
         let (result, rx): (_, Receiver<_>) = bounded(1);
         self.tx
             .send(Job {
@@ -56,13 +49,15 @@ impl Prefetcher {
             })
             .map_err(|_| io::Error::other("the prefetch thread has stopped"))?;
         loop {
-            let listener = done.event.listen();
-            if done.flag.load(Ordering::Acquire) {
-                return rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Err(io::Error::other("the prefetch thread dropped a read")));
+            // Listening before looking: a result sent after the look is also notified after it.
+            let listener = done.listen();
+            match rx.try_recv() {
+                Ok(r) => return r,
+                Err(TryRecvError::Disconnected) => {
+                    return Err(io::Error::other("the prefetch thread dropped a read"))
+                }
+                Err(TryRecvError::Empty) => listener.await,
             }
-            listener.await;
         }
     }
 }
