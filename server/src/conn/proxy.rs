@@ -685,9 +685,13 @@ impl Conn {
         match body {
             Some((a, b)) if !head_only && b > a => {
                 let _cork = self.cork_large(b - a);
-                let hot = b - a < SHORT_MIN || !px.memory_short(Instant::now());
-                let resident = hot && (f.resident || f.guard.resident(a as u64, (b - a) as u64));
-                if resident && b - a <= HOT_SEND_MAX {
+                let now = Instant::now();
+                let resident = f.resident || f.guard.resident(a as u64, (b - a) as u64);
+                if !resident {
+                    px.saw_cold(now);
+                }
+                let short = b - a >= SHORT_MIN && px.memory_short(now);
+                if resident && !short && b - a <= HOT_SEND_MAX {
                     // Hot: one send straight from the mapping. (Not sendfile: the kernel
                     // keeps referencing the slab's pages after the call returns, until the
                     // viewer acknowledges them, and a segment reclaimed and rewritten
@@ -701,7 +705,7 @@ impl Conn {
                     // Larger or colder bodies go window by window, residency checked before
                     // each: a long send from the mapping could otherwise meet pages reclaimed
                     // after one check at the start.
-                    self.send_cold(px, f.guard, a, b).await?;
+                    self.send_cold(px, f.guard, a, b, short || !resident).await?;
                 }
             }
             _ => self.flush().await?,
@@ -709,30 +713,28 @@ impl Conn {
         Ok(keep_alive)
     }
 
-    /// A body whose pages are not all in memory, window by window: resident windows straight
-    /// from the mapping, cold ones read from the slab file by the prefetch thread into a
-    /// buffer and sent from it. The worker never touches a cold page of the mapping, so it
-    /// never waits on the disk, even when memory is short enough that pages brought in could
-    /// be reclaimed again before a send from the mapping reached them. The guard keeps the
-    /// object from being overwritten until the last window has been read.
-    async fn send_cold(&mut self, px: &ProxyWorker, guard: ReadGuard, a: usize, b: usize) -> Result<(), End> {
+    /// A body sent window by window: with `through_buffers` (part of it was out of memory, or
+    /// memory is short), every window is read from the slab file by the prefetch thread into
+    /// a buffer and sent from it, resident or not, since pages found resident can be reclaimed
+    /// again before a send from the mapping reaches them and that fault would stall the
+    /// worker; otherwise each window is checked and sent from the mapping when resident. The
+    /// guard keeps the object from being overwritten until the last window has been read.
+    async fn send_cold(
+        &mut self,
+        px: &ProxyWorker,
+        guard: ReadGuard,
+        a: usize,
+        b: usize,
+        through_buffers: bool,
+    ) -> Result<(), End> {
         let base = guard.body_offset();
         let bytes = Bytes::from_owner(guard);
         let store = &px.shared.store;
         let mut at = a;
-        // When memory is short (this body or another recent one was partly out of memory),
-        // every window goes through the prefetch thread, resident or not: pages found resident
-        // can be reclaimed again before the send reaches them, and that fault would stall the
-        // worker.
-        let now = Instant::now();
-        if !store.resident(base + a as u64, (b - a) as u64) {
-            px.saw_cold(now);
-        }
-        let short = px.memory_short(now);
         while at < b {
             let end = (at + COLD_WINDOW).min(b);
             let (off, len) = (base + at as u64, (end - at) as u64);
-            let window = if !short && store.resident(off, len) {
+            let window = if !through_buffers && store.resident(off, len) {
                 bytes.slice(at..end)
             } else {
                 let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
