@@ -124,11 +124,17 @@ fn start_varnish(work: &Path) -> Result<ServerProc> {
     })
 }
 
+/// A connection that has sent one GET (closing after the response), with a read timeout.
+fn request(port: u16, path: &str, timeout: Duration) -> Result<TcpStream> {
+    let mut c = TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(timeout))?;
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())?;
+    Ok(c)
+}
+
 /// One GET, whole response read; returns the body length.
 fn fetch(port: u16, path: &str) -> Result<usize> {
-    let mut c = TcpStream::connect(("127.0.0.1", port))?;
-    c.set_read_timeout(Some(Duration::from_secs(30)))?;
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut c = request(port, path, Duration::from_secs(30))?;
     let mut all = Vec::new();
     c.read_to_end(&mut all)?;
     let head = all
@@ -180,11 +186,7 @@ fn pass_through(server: &ServerProc, path: &str) -> Result<(u64, f64, u64)> {
             }
         });
         let r = (|| -> Result<u64> {
-            let mut c = TcpStream::connect(("127.0.0.1", server.port))?;
-            c.set_read_timeout(Some(Duration::from_secs(60)))?;
-            c.write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes(),
-            )?;
+            let mut c = request(server.port, path, Duration::from_secs(60))?;
             let mut buf = vec![0u8; 1 << 20];
             let mut total = 0u64;
             loop {
