@@ -1,6 +1,7 @@
-//! HTTPS for viewers: slabfront (rustls: aws-lc-rs key exchange, ring record ciphers) vs nginx (OpenSSL), same P-256 certificate,
-//! TLS 1.3, each pinned to core 0 with wrk on core 1. Full handshakes (a new connection per
-//! request), and keep-alive throughput for 1 KiB and the 1.3 MB page.
+//! HTTPS for viewers: slabfront (rustls: aws-lc-rs key exchange, ring record ciphers) vs
+//! nginx (OpenSSL), same P-256 certificate, TLS 1.3, each pinned to core 0 with wrk on core 1.
+//! Full handshakes (a new connection per request), and keep-alive throughput for 1 KiB and
+//! the 1.3 MB page.
 
 use crate::{
     make_site, print_rows, run_cell, start_nginx_with, start_slabfront_with, Args, Cell, Sample, ServerProc,

@@ -623,8 +623,8 @@ impl Store {
     }
 
     /// Reads `len` bytes at `offset` of the slab file into a new buffer (blocking: run it off
-    /// the event loop). The caller holds a [`ReadGuard`] on the object the range belongs to,
-    /// so the bytes cannot be overwritten meanwhile.
+    /// the event loop). The bytes are an object's only while the caller holds a [`ReadGuard`]
+    /// on it (nothing overwrites them meanwhile); without one, the read only brings pages in.
     pub fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         if offset
