@@ -640,11 +640,6 @@ impl Store {
         self.inner.file.read_exact_at(&mut buf, offset)?;
         Ok(buf)
     }
-
-    /// The slab file, for sending bodies with sendfile/splice at [`ReadGuard::body_offset`].
-    pub fn file(&self) -> &std::fs::File {
-        &self.inner.file
-    }
 }
 
 /// A pinned object: its body stays valid (and is never overwritten) while this lives.
