@@ -85,6 +85,8 @@ fn start_nginx(root: &Path, work: &Path, cert: &str, key: &str) -> Result<Server
     open_file_cache max=1000 inactive=60s;
     types {{ text/html html; application/octet-stream bin; }}
     ssl_protocols TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites {SUITES};
     ssl_session_cache shared:SSL:10m;
     server {{
         listen 127.0.0.1:{NGINX_TLS_PORT} ssl reuseport backlog=4096;
@@ -95,6 +97,27 @@ fn start_nginx(root: &Path, work: &Path, cert: &str, key: &str) -> Result<Server
         root = root.display()
     );
     start_nginx_with(work, "nginx-tls", "0", "nginx", &body, NGINX_TLS_PORT)
+}
+
+/// Both servers choose suites in this order (slabfront's default, CloudFront's order), so
+/// that both encrypt with the same cipher whatever wrk's OpenSSL prefers.
+const SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+/// The suite a server negotiates with OpenSSL's default client offer (wrk's), by
+/// `openssl s_client`.
+fn negotiated_suite(port: u16) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-brief", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .output();
+    out.ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find_map(|l| l.strip_prefix("Ciphersuite: ").map(str::to_string))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
@@ -112,6 +135,9 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         crate::procstat::cpu_model(),
         args.runs
     );
+    for s in &servers {
+        eprintln!("{} negotiates {}", s.name, negotiated_suite(s.port));
+    }
     let close = work.path().join("close.lua");
     std::fs::write(&close, "wrk.headers[\"Connection\"] = \"close\"\n")?;
     let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);

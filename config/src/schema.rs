@@ -42,16 +42,75 @@ pub struct Config {
 }
 
 /// `[tls]`: HTTPS for viewers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// `"TLSv1.2"` (TLS 1.2 and 1.3) or `"TLSv1.3"` (1.3 only).
     #[serde(default)]
     pub minimum_protocol_version: TlsVersion,
+    /// The cipher suites offered, in the server's order of preference (the first one the
+    /// viewer also supports is chosen, whatever the viewer's own order).
+    #[serde(default = "default_cipher_suites")]
+    pub cipher_suites: Vec<CipherSuite>,
     /// Certificates, chosen by SNI against the names each holds (wildcards too); the first
     /// is the default.
     #[serde(default)]
     pub certificates: Vec<Certificate>,
+}
+
+impl Default for Tls {
+    fn default() -> Tls {
+        Tls {
+            minimum_protocol_version: TlsVersion::default(),
+            cipher_suites: default_cipher_suites(),
+            certificates: Vec::new(),
+        }
+    }
+}
+
+/// A cipher suite, by its IANA name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+pub enum CipherSuite {
+    TLS_AES_128_GCM_SHA256,
+    TLS_AES_256_GCM_SHA384,
+    TLS_CHACHA20_POLY1305_SHA256,
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+impl CipherSuite {
+    /// Whether the suite belongs to TLS 1.3 (else TLS 1.2).
+    pub fn is_tls13(self) -> bool {
+        matches!(
+            self,
+            CipherSuite::TLS_AES_128_GCM_SHA256
+                | CipherSuite::TLS_AES_256_GCM_SHA384
+                | CipherSuite::TLS_CHACHA20_POLY1305_SHA256
+        )
+    }
+}
+
+/// CloudFront's order (its TLSv1.2_2021 security policy): AES-128-GCM, then AES-256-GCM,
+/// then ChaCha20-Poly1305, for each protocol version. AES-128-GCM first is also what Go's TLS
+/// stack chooses on CPUs with AES instructions; it costs about 15% less per byte here.
+fn default_cipher_suites() -> Vec<CipherSuite> {
+    use CipherSuite::*;
+    vec![
+        TLS_AES_128_GCM_SHA256,
+        TLS_AES_256_GCM_SHA384,
+        TLS_CHACHA20_POLY1305_SHA256,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
 }
 
 /// The oldest TLS version viewers may use.

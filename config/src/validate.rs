@@ -8,7 +8,7 @@
 
 use crate::error::{ConfigError, Problem};
 use crate::locate::{entries, line_col, Entry};
-use crate::schema::Config;
+use crate::schema::{Config, TlsVersion};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use toml_edit::ImDocument;
@@ -138,6 +138,31 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         bad(
             "server.listen_tls".into(),
             "HTTPS listeners need at least one [[tls.certificates]]".into(),
+        );
+    }
+    let suites = &cfg.tls.cipher_suites;
+    for (i, c) in suites.iter().enumerate() {
+        if suites[..i].contains(c) {
+            bad(
+                format!("tls.cipher_suites[{i}]"),
+                format!("{c:?} is listed twice"),
+            );
+        }
+    }
+    if !suites.iter().any(|c| c.is_tls13()) {
+        bad(
+            "tls.cipher_suites".into(),
+            "needs at least one TLS 1.3 suite (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, \
+             TLS_CHACHA20_POLY1305_SHA256)"
+                .into(),
+        );
+    }
+    if cfg.tls.minimum_protocol_version == TlsVersion::Tls12 && !suites.iter().any(|c| !c.is_tls13()) {
+        bad(
+            "tls.cipher_suites".into(),
+            "minimum_protocol_version is \"TLSv1.2\" but no TLS 1.2 suite is listed (e.g. \
+             TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)"
+                .into(),
         );
     }
     for (i, c) in cfg.tls.certificates.iter().enumerate() {

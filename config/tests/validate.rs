@@ -245,3 +245,47 @@ listen = "127.0.0.1:9901"
     assert_eq!(b.default_ttl, 86400);
     assert_eq!(c.origins[0].keepalive, 32);
 }
+
+#[test]
+fn cipher_suites_default_to_cloudfronts_order_and_are_checked() {
+    use config::CipherSuite as C;
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(c.tls.cipher_suites[0], C::TLS_AES_128_GCM_SHA256);
+    assert_eq!(c.tls.cipher_suites.len(), 9);
+
+    let p = problems(&format!(
+        "{MINIMAL}[tls]\ncipher_suites = [\"TLS_AES_256_GCM_SHA384\", \"TLS_AES_256_GCM_SHA384\"]\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "tls.cipher_suites[1]" && p.message.contains("twice")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.key == "tls.cipher_suites" && p.message.contains("no TLS 1.2 suite")),
+        "{p:?}"
+    );
+    let p = problems(&format!(
+        "{MINIMAL}[tls]\nminimum_protocol_version = \"TLSv1.3\"\n\
+         cipher_suites = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]\n"
+    ));
+    assert!(
+        p.iter().any(|p| p.message.contains("at least one TLS 1.3 suite")),
+        "{p:?}"
+    );
+    let p = problems(&format!(
+        "{MINIMAL}[tls]\ncipher_suites = [\"TLS_RSA_WITH_RC4_128_MD5\"]\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|p| p.key.starts_with("tls.cipher_suites") && p.line > 0),
+        "{p:?}"
+    );
+
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}[tls]\nminimum_protocol_version = \"TLSv1.3\"\ncipher_suites = [\"TLS_AES_256_GCM_SHA384\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.tls.cipher_suites, vec![C::TLS_AES_256_GCM_SHA384]);
+}

@@ -102,12 +102,39 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
     }
 }
 
-/// The viewer TLS configuration, or `None` when there are no HTTPS listeners.
+/// The provider for viewers: [`provider`] with the configured suites in the configured order.
+fn viewer_provider(suites: &[config::CipherSuite]) -> rustls::crypto::CryptoProvider {
+    use config::CipherSuite as C;
+    use rustls::crypto::ring::cipher_suite as r;
+    let suites = suites
+        .iter()
+        .map(|c| match c {
+            C::TLS_AES_128_GCM_SHA256 => r::TLS13_AES_128_GCM_SHA256,
+            C::TLS_AES_256_GCM_SHA384 => r::TLS13_AES_256_GCM_SHA384,
+            C::TLS_CHACHA20_POLY1305_SHA256 => r::TLS13_CHACHA20_POLY1305_SHA256,
+            C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => r::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => r::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => {
+                r::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            }
+            C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => r::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => r::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => r::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        })
+        .collect();
+    rustls::crypto::CryptoProvider {
+        cipher_suites: suites,
+        ..provider()
+    }
+}
+
+/// The viewer TLS configuration, or `None` when there are no HTTPS listeners. The suites
+/// are chosen in the server's order (`[tls] cipher_suites`), not the viewer's.
 pub fn server_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
     if cfg.server.listen_tls.is_empty() {
         return Ok(None);
     }
-    let provider = Arc::new(provider());
+    let provider = Arc::new(viewer_provider(&cfg.tls.cipher_suites));
     let mut certs = Vec::new();
     for c in &cfg.tls.certificates {
         certs.push(load(&c.cert, &c.key, &provider)?);
@@ -124,6 +151,7 @@ pub fn server_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { certs }));
+    sc.ignore_client_order = true;
     sc.alpn_protocols = vec![b"http/1.1".to_vec()];
     sc.session_storage = rustls::server::ServerSessionMemoryCache::new(64 * 1024);
     sc.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| e.to_string())?;

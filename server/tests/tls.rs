@@ -248,6 +248,51 @@ fn tls_1_2_is_refused_when_the_minimum_is_1_3() {
     );
 }
 
+/// The server's order decides: a viewer that prefers AES-256-GCM (rustls's own order) gets
+/// AES-128-GCM by default, and only what `cipher_suites` lists when it is set.
+#[test]
+fn cipher_suites_are_chosen_in_the_servers_order() {
+    use rustls::CipherSuite as S;
+    let suite = |s: &Tls| s.conn.negotiated_cipher_suite().unwrap().suite();
+    let (dir, a, cfg) = one_name("TLSv1.2");
+    let e = start(dir, &cfg);
+    let s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
+    assert_eq!(suite(&s), S::TLS13_AES_128_GCM_SHA256);
+    let s = connect(e.https, "a.test", client(&[&a], V12)).unwrap();
+    assert_eq!(suite(&s), S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+    drop(e);
+
+    let (dir, a, cfg) = one_name("TLSv1.2");
+    let cfg = cfg.replace(
+        "minimum_protocol_version = \"TLSv1.2\"",
+        "minimum_protocol_version = \"TLSv1.2\"\ncipher_suites = [\"TLS_CHACHA20_POLY1305_SHA256\", \
+         \"TLS_AES_256_GCM_SHA384\", \"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"]",
+    );
+    let e = start(dir, &cfg);
+    let mut s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
+    assert_eq!(suite(&s), S::TLS13_CHACHA20_POLY1305_SHA256);
+    assert_eq!(get(&mut s, "/").status, 200);
+    let s = connect(e.https, "a.test", client(&[&a], V12)).unwrap();
+    assert_eq!(suite(&s), S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384);
+    // A viewer with nothing in common is refused; the server keeps serving.
+    let mut only128 = rustls::crypto::ring::default_provider();
+    only128
+        .cipher_suites
+        .retain(|c| c.suite() == S::TLS13_AES_128_GCM_SHA256);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(a.der.clone()))
+        .unwrap();
+    let narrow = rustls::ClientConfig::builder_with_provider(Arc::new(only128))
+        .with_protocol_versions(V13)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    assert!(connect(e.https, "a.test", Arc::new(narrow)).is_err());
+    let mut s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
+    assert_eq!(get(&mut s, "/").status, 200);
+}
+
 #[test]
 fn viewer_protocol_policies() {
     let dir = tempfile::tempdir().unwrap();
