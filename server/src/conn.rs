@@ -183,7 +183,8 @@ impl Conn {
     /// One request and its response. `Ok(true)`: keep the connection.
     async fn exchange(&mut self) -> Result<bool, End> {
         let req = self.read_head().await?;
-        let t0 = Instant::now();
+        // Times are for the access log only: the clock is not read without one.
+        let t0 = self.w.log.is_some().then(Instant::now);
         let (in0, out0) = (
             self.bytes_in.saturating_sub(self.buf.len() as u64),
             self.bytes_out,
@@ -210,18 +211,19 @@ impl Conn {
                     crate::observe::Note::brief(&self.out[at..])
                 };
                 self.head_at = None;
-                self.first_byte = Some(Instant::now());
+                self.first_byte = self.w.log.is_some().then(Instant::now);
             }
         }
     }
 
     /// Counts the exchange and writes its access-log line.
-    fn record(&mut self, req: &Request, t0: Instant, in0: u64, out0: u64) {
+    fn record(&mut self, req: &Request, t0: Option<Instant>, in0: u64, out0: u64) {
         self.capture();
         let w = self.w.clone();
         w.metrics.request(req.method, &self.note);
         if let Some(log) = &w.log {
             let now = Instant::now();
+            let t0 = t0.unwrap_or(now);
             let pending = self.out.len() as u64;
             let id = w.request_id();
             let ssl = self.stream.tls_info();
@@ -410,7 +412,8 @@ impl Conn {
 
     /// Reads until a whole request head is buffered, then takes it off the buffer.
     async fn read_head(&mut self) -> Result<Request, End> {
-        let deadline = Instant::now() + self.w.settings.header_timeout;
+        // Taken when the first wait begins: usually the whole head is already buffered.
+        let mut deadline = None;
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&self.buf, &self.w.settings.limits) {
@@ -424,7 +427,14 @@ impl Conn {
             }
             // Nothing more to parse: whatever is pending goes out before we wait.
             self.flush().await?;
-            let n = self.read_more(deadline, Phase::Head).await?;
+            let n = match self.read_ready()? {
+                Some(n) => n,
+                None => {
+                    let timeout = self.w.settings.header_timeout;
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                    self.read_more(deadline, Phase::Head).await?
+                }
+            };
             if n == 0 {
                 return Err(End::Gone);
             }
@@ -541,16 +551,23 @@ impl Conn {
         Ok(())
     }
 
-    /// Appends what the socket has to `buf`; 0 means the peer closed.
-    async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
-        // Usually the bytes are already there (we were woken by readability): take them now.
+    /// Appends what the socket has now, without waiting (usually the bytes are there: we were
+    /// woken by readability). `None`: nothing yet.
+    fn read_ready(&mut self) -> Result<Option<usize>, End> {
         match self.stream.try_read(&mut self.buf) {
             Some(Ok(n)) => {
                 self.count_in(n);
-                return Ok(n);
+                Ok(Some(n))
             }
-            Some(Err(_)) => return Err(End::Gone),
-            None => {}
+            Some(Err(_)) => Err(End::Gone),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends what the socket has to `buf`; 0 means the peer closed.
+    async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
+        if let Some(n) = self.read_ready()? {
+            return Ok(n);
         }
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
