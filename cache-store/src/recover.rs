@@ -120,7 +120,12 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
         .len(opts.size as usize)
         .map_raw(&file)
         .map_err(io(&path))?;
-    let map = Map::new(raw);
+    let map = Map::new(
+        raw,
+        file.try_clone().map_err(io(&path))?,
+        FILE_HEADER,
+        header.segment_size,
+    );
     if fresh {
         // SAFETY: nobody else has the mapping yet.
         unsafe { map.write(0, &header.encode()) };
@@ -131,7 +136,13 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
         .iter()
         .max_by_key(|r| r.seq)
         .map_or((1, 0), |r| (r.seq + 1, (r.head + r.len) % segments as usize));
-    let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head));
+    let dir = opts
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let refresh = crate::pages::probe(dir);
+    let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head, refresh));
     for r in &runs {
         inner.adopt_run(r.head, r.len, r.seq);
     }
@@ -194,6 +205,13 @@ fn find_runs(map: &Map, h: &FileHeader) -> Vec<Run> {
 }
 
 fn scan_run(inner: &Inner, r: &Run, purge_before: u64) {
+    // Readahead is off for the slab (see `pages`): a run not in memory is asked for as a
+    // whole, else its pages would come in one fault at a time. (Asking for a resident run
+    // still walks its pages: 0.6 s for 8 GiB.)
+    let (off, len) = (inner.seg_offset(r.head), r.len as u64 * inner.seg_size);
+    if !inner.resident(off, len) {
+        inner.map.will_need(off, len);
+    }
     let mut corrupt = 0;
     let mut entries = inner.run_entries(r.head, r.len, r.seq);
     for (pos, hdr) in &mut entries {

@@ -13,7 +13,7 @@ use crate::format::*;
 use crate::map::Map;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,6 +69,10 @@ struct Counters {
 struct Seg {
     gen: AtomicU64,
     readers: AtomicU64,
+    /// Part of a body in this segment was lent to the kernel (`ReadGuard::lend_body`), or may
+    /// have been by an earlier process: the segment gets fresh pages before it is written
+    /// again.
+    lent: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +129,8 @@ pub(crate) struct Inner {
     invalidations: AtomicU64,
     /// Changes on `clear`: writers then start new runs.
     purge_epoch: AtomicU64,
+    /// How reused ranges get fresh pages; `None`: bodies are never lent.
+    refresh: Option<crate::pages::Refresh>,
 }
 
 /// A handle to an open slab; cheap to clone, shared by all workers.
@@ -147,6 +153,7 @@ impl Inner {
         header: FileHeader,
         next_seq: u64,
         head: usize,
+        refresh: Option<crate::pages::Refresh>,
     ) -> Inner {
         let segments = header.segments as usize;
         Inner {
@@ -156,7 +163,14 @@ impl Inner {
             seg_size: header.segment_size,
             segments,
             header: Mutex::new(header),
-            segs: (0..segments).map(|_| Seg::default()).collect(),
+            // Every segment starts out lent (when bodies can be lent at all): a previous
+            // process's sockets, closed or not, may still hold pages of it.
+            segs: (0..segments)
+                .map(|_| Seg {
+                    lent: AtomicBool::new(refresh.is_some()),
+                    ..Seg::default()
+                })
+                .collect(),
             alloc: Mutex::new(Alloc {
                 head,
                 seq: next_seq,
@@ -171,12 +185,18 @@ impl Inner {
             counters: Counters::default(),
             invalidations: AtomicU64::new(0),
             purge_epoch: AtomicU64::new(0),
+            refresh,
         }
+    }
+
+    /// The segment holding an absolute file offset.
+    fn seg_of(&self, off: u64) -> usize {
+        ((off - FILE_HEADER) / self.seg_size) as usize
     }
 
     /// Whether a range of the slab file is in memory: `cachestat` on the file (0.5 us here),
     /// else `mincore` on the mapping (2 us: it allocates a page and takes the mmap lock).
-    fn resident(&self, off: u64, len: u64) -> bool {
+    pub(crate) fn resident(&self, off: u64, len: u64) -> bool {
         crate::pages::page_cached(&self.file, off, len).unwrap_or_else(|| self.map.resident(off, len))
     }
 
@@ -384,6 +404,20 @@ impl Inner {
                     continue 'attempt;
                 }
                 i += 1;
+            }
+            if (start..start + n).any(|i| self.segs[i].lent.load(Ordering::SeqCst)) {
+                // Pages of this range may still be referenced by sends (see `pages`): the
+                // run is written into fresh ones. Should that fail, the flags stay and the
+                // run is not handed out.
+                let how = self.refresh.ok_or(Error::Full)?;
+                let (off, len) = (self.seg_offset(start), n as u64 * self.seg_size);
+                crate::pages::refresh(&self.file, how, off, len).map_err(|e| Error::Io {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+                for i in start..start + n {
+                    self.segs[i].lent.store(false, Ordering::SeqCst);
+                }
             }
             let seq = a.seq;
             a.seq += 1;
@@ -617,6 +651,11 @@ impl Store {
         })
     }
 
+    /// The slab file (to `sendfile` a lent body from, see [`ReadGuard::lend_body`]).
+    pub fn file(&self) -> &std::fs::File {
+        &self.inner.file
+    }
+
     /// Whether a range of the slab file is in memory.
     pub fn resident(&self, offset: u64, len: u64) -> bool {
         self.inner.resident(offset, len)
@@ -686,6 +725,24 @@ impl ReadGuard {
     pub fn resident(&self, start: u64, len: u64) -> bool {
         let len = len.min(self.hdr.body_len.saturating_sub(start));
         self.inner.resident(self.body_offset() + start, len)
+    }
+
+    /// For sending the body with `sendfile` or `splice` from [`Store::file`]: the kernel may
+    /// reference the body's pages after the call returns (until the bytes are acknowledged,
+    /// or read on loopback), so the segments holding them are marked to get fresh pages
+    /// before they are written again, and the pages lent keep their bytes. Returns the body's
+    /// offset in the file, or `None` when the file system cannot give a range fresh pages
+    /// (then send a copy, from [`ReadGuard::body`]). Call it before the send, guard held.
+    pub fn lend_body(&self) -> Option<u64> {
+        self.inner.refresh?;
+        let start = self.body_offset();
+        if self.hdr.body_len > 0 {
+            let last = start + self.hdr.body_len - 1;
+            for i in self.inner.seg_of(start)..=self.inner.seg_of(last) {
+                self.inner.segs[i].lent.store(true, Ordering::SeqCst);
+            }
+        }
+        Some(start)
     }
 
     /// Asks the kernel to bring the body's pages in (before sending a cold object).

@@ -495,7 +495,7 @@ impl StaticOrigin {
 /// Bodies from this size on are sent with `sendfile` to plain-TCP viewers: the page cache's
 /// pages go to the socket without a copy through user space (measured here against writing
 /// from memory: 1.2-1.3x more bytes per CPU-second with a client that reads the bodies).
-const SENDFILE_MIN: u64 = 64 * 1024;
+pub const SENDFILE_MIN: u64 = 64 * 1024;
 
 /// Bodies up to this size are copied into the head buffer (one write); larger ones go by writev.
 const SMALL_BODY: usize = 16 * 1024;

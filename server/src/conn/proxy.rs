@@ -692,15 +692,26 @@ impl Conn {
                 }
                 let short = b - a >= SHORT_MIN && px.memory_short(now);
                 if resident && !short && b - a <= HOT_SEND_MAX {
-                    // Hot: one send straight from the mapping. (Not sendfile: the kernel
-                    // keeps referencing the slab's pages after the call returns, until the
-                    // viewer acknowledges them, and a segment reclaimed and rewritten
-                    // meanwhile would change bytes already "sent"; fresh pages for every
-                    // reused segment cost more than the copy saves, see bench/README.md.
-                    // A send from the mapping copies the bytes into the socket before it
-                    // returns.)
-                    let bytes = Bytes::from_owner(f.guard).slice(a..b);
-                    self.send_out(bytes).await?;
+                    let lent = (!self.viewer_tls && (b - a) as u64 >= crate::static_files::SENDFILE_MIN)
+                        .then(|| f.guard.lend_body())
+                        .flatten();
+                    if let Some(off) = lent {
+                        // Hot and large, to a plain viewer: sendfile from the slab file, no
+                        // copy. The kernel keeps referencing the pages after the call returns,
+                        // so their segments get fresh pages before they are written again
+                        // (`ReadGuard::lend_body`): the bytes sent never change.
+                        self.flush().await?;
+                        let slab = std::path::Path::new("(slab file)");
+                        let file = px.shared.store.file();
+                        let r = self.sendfile(slab, file, off + a as u64, (b - a) as u64).await;
+                        drop(f.guard);
+                        r?;
+                    } else {
+                        // Hot: one send straight from the mapping (it copies the bytes into
+                        // the socket before it returns).
+                        let bytes = Bytes::from_owner(f.guard).slice(a..b);
+                        self.send_out(bytes).await?;
+                    }
                 } else {
                     // Larger or colder bodies go window by window, residency checked before
                     // each: a long send from the mapping could otherwise meet pages reclaimed
