@@ -728,8 +728,9 @@ impl Conn {
     /// memory is short), every window is read from the slab file by the prefetch thread into
     /// a buffer and sent from it, resident or not, since pages found resident can be reclaimed
     /// again before a send from the mapping reaches them and that fault would stall the
-    /// worker; otherwise each window is checked and sent from the mapping when resident. The
-    /// guard keeps the object from being overwritten until the last window has been read.
+    /// worker; otherwise each window is checked and, when resident, sent by sendfile from the
+    /// slab file (plain viewers) or from the mapping (TLS). The guard keeps the object from
+    /// being overwritten until the last window has been read.
     async fn send_cold(
         &mut self,
         px: &ProxyWorker,
@@ -739,13 +740,23 @@ impl Conn {
         through_buffers: bool,
     ) -> Result<(), End> {
         let base = guard.body_offset();
+        // Resident windows go to a plain viewer by sendfile (see the hot path in `hit`).
+        let lent = !through_buffers && !self.viewer_tls && guard.lend_body().is_some();
         let bytes = Bytes::from_owner(guard);
         let store = &px.shared.store;
         let mut at = a;
         while at < b {
             let end = (at + COLD_WINDOW).min(b);
             let (off, len) = (base + at as u64, (end - at) as u64);
-            let window = if !through_buffers && store.resident(off, len) {
+            let resident = !through_buffers && store.resident(off, len);
+            if resident && lent {
+                self.flush().await?;
+                let slab = std::path::Path::new("(slab file)");
+                self.sendfile(slab, store.file(), off, len).await?;
+                at = end;
+                continue;
+            }
+            let window = if resident {
                 bytes.slice(at..end)
             } else {
                 let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
