@@ -68,6 +68,8 @@ struct Conn {
     /// Where the current response's head starts in `out`, until it has been read into `note`.
     head_at: Option<usize>,
     note: crate::observe::Note,
+    /// The current response comes from the proxy (it may carry a cache result).
+    proxied: bool,
     /// When the current response's head went out.
     first_byte: Option<Instant>,
     /// Received, not yet consumed bytes.
@@ -96,6 +98,7 @@ pub fn serve(active: Active, stream: Viewer) -> impl std::future::Future<Output 
         bytes_out: 0,
         head_at: None,
         note: crate::observe::Note::default(),
+        proxied: false,
         first_byte: None,
         buf: Vec::new(),
         out: Vec::new(),
@@ -168,7 +171,7 @@ impl Conn {
         }
         // A worker-wide sweeper ends idle waits (a monoio timer is 640 bytes; an entry in the
         // sweeper's table is a few dozen), and ends them all on shutdown.
-        let deadline = self.w.waits.wait_until(Instant::now() + wait);
+        let deadline = self.w.waits.wait_until(self.w.waits.now() + wait);
         let ready = monoio::select! {
             r = self.stream.readable() => r.is_ok(),
             _ = deadline => false,
@@ -191,6 +194,7 @@ impl Conn {
         );
         self.head_at = Some(self.out.len());
         self.note = crate::observe::Note::default();
+        self.proxied = false;
         self.first_byte = None;
         let r = self.handle(&req).await;
         self.record(&req, t0, in0, out0);
@@ -207,8 +211,10 @@ impl Conn {
             if at < self.out.len() {
                 self.note = if self.w.log.is_some() {
                     crate::observe::Note::from_head(&self.out[at..])
-                } else {
+                } else if self.proxied {
                     crate::observe::Note::brief(&self.out[at..])
+                } else {
+                    crate::observe::Note::status_only(&self.out[at..])
                 };
                 self.head_at = None;
                 self.first_byte = self.w.log.is_some().then(Instant::now);
@@ -295,6 +301,7 @@ impl Conn {
         }
         let route = self.route(req);
         if let Route::Custom(origin, behavior, path, query) = route {
+            self.proxied = true;
             // The proxy reads (or streams) the body itself.
             let keep = Box::pin(self.proxy(req, origin, behavior, path, query, keep_alive)).await?;
             if !keep {

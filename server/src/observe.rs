@@ -66,13 +66,23 @@ impl Note {
         n
     }
 
-    /// Just the status and the cache result (for counters when nothing is logged).
-    pub fn brief(head: &[u8]) -> Note {
+    /// Just the status (for counters when nothing is logged, and the response cannot carry
+    /// a cache result: local content).
+    pub fn status_only(head: &[u8]) -> Note {
         let status = head
             .get(9..12)
             .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| d.parse().ok())
             .unwrap_or(0);
+        Note {
+            status,
+            ..Note::default()
+        }
+    }
+
+    /// Just the status and the cache result (for counters when nothing is logged).
+    pub fn brief(head: &[u8]) -> Note {
+        let status = Note::status_only(head).status;
         // Vectorised searches, built once: this runs for every response.
         static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
         // slabfront writes the field itself, in this case.
@@ -687,6 +697,8 @@ mod tests {
         );
         assert_eq!((b.status, b.result), (206, "RefreshHit"));
         assert_eq!(Note::brief(b"HTTP/1.1 200 OK\r\n\r\nX-Cache: Hit").result, "");
+        let l = Note::status_only(b"HTTP/1.1 304 Not Modified\r\nX-Cache: Hit from slabfront\r\n\r\n");
+        assert_eq!((l.status, l.result), (304, ""));
         let e = Note::from_head(b"HTTP/1.1 404 Not Found\r\n\r\n");
         assert_eq!(e.edge_result(), "Error");
     }

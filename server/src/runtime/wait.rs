@@ -1,6 +1,8 @@
 //! Waits that end at a deadline or at shutdown, without a timer each: one table per worker,
 //! swept by the worker's ticker (every 100 ms). An idle keep-alive connection costs a table
-//! entry instead of a 640-byte monoio timer; accept loops wait here for shutdown.
+//! entry instead of a 640-byte monoio timer; accept loops wait here for shutdown. Deadlines
+//! are set and checked against the time of the last sweep (`Waits::now`), not the clock: a
+//! keep-alive wait per request then reads no clock at all.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -9,14 +11,32 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-#[derive(Default)]
 pub struct Waits {
     next_id: Cell<u64>,
     all_fired: Cell<bool>,
+    /// When the last sweep ran (or the table was made).
+    now: Cell<Instant>,
     waiters: RefCell<ahash::AHashMap<u64, (Instant, Waker)>>,
 }
 
+impl Default for Waits {
+    fn default() -> Self {
+        Waits {
+            next_id: Cell::new(0),
+            all_fired: Cell::new(false),
+            now: Cell::new(Instant::now()),
+            waiters: RefCell::default(),
+        }
+    }
+}
+
 impl Waits {
+    /// The time of the last sweep: at most a sweep interval behind the clock, for deadlines
+    /// that may end a sweep early or late.
+    pub fn now(&self) -> Instant {
+        self.now.get()
+    }
+
     /// Completes at `deadline` (give or take a sweep) or at shutdown.
     pub fn wait_until(self: &Rc<Self>, deadline: Instant) -> Wait {
         Wait {
@@ -28,6 +48,7 @@ impl Waits {
 
     /// Wakes every wait whose deadline has passed.
     pub fn sweep(&self, now: Instant) {
+        self.now.set(now);
         let mut expired = Vec::new();
         self.waiters.borrow_mut().retain(|_, (d, w)| {
             if *d <= now {
@@ -80,7 +101,7 @@ pub struct Wait {
 impl Future for Wait {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.timers.all_fired.get() || Instant::now() >= self.deadline {
+        if self.timers.all_fired.get() || self.timers.now() >= self.deadline {
             return Poll::Ready(());
         }
         let id = match self.id {
@@ -127,7 +148,12 @@ mod tests {
             monoio::time::sleep(Duration::from_millis(5)).await;
             assert_eq!(t.len(), 2);
             monoio::time::sleep(Duration::from_millis(30)).await;
+            let made = t.now();
             t.sweep(Instant::now());
+            assert!(
+                t.now() >= made + Duration::from_millis(30),
+                "a sweep moves the table's time"
+            );
             soon.await;
             assert_eq!(t.len(), 1, "only the passed deadline is woken");
             t.shut_down();
