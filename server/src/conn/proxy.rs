@@ -993,10 +993,16 @@ async fn bring_in_head(px: &ProxyWorker, key: &[u8]) -> bool {
         return false;
     };
     let small = body < SHORT_MIN as u64;
-    if store.resident(off, if small { head + body } else { head }) {
+    let len = if small { head + body } else { head };
+    let now = Instant::now();
+    if px.resident_lately(off, len, now) {
         return small;
     }
-    px.saw_cold(Instant::now());
+    if store.resident(off, len) {
+        px.saw_resident(off, len, now);
+        return small;
+    }
+    px.saw_cold(now);
     if !small || !store.resident(off, head) {
         // The bytes are not used (the entry may even be replaced meanwhile): reading them
         // is what brings the pages in. A failed read leaves the lookup to fault them in.
