@@ -10,6 +10,10 @@
 //! moment loses at most the objects being written; reopening rebuilds the index from the
 //! entry headers and verifies every checksum.
 //!
+//! A body can also leave by `sendfile` from the slab file ([`ReadGuard::lend_body`],
+//! [`Store::file`]): the kernel keeps referencing those pages after the call, so segments
+//! whose pages were lent get fresh ones before they are written again (see `pages`).
+//!
 //! ```
 //! # fn main() -> Result<(), cache_store::Error> {
 //! let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,28 @@ const TLS_CHUNK: usize = 256 * 1024;
 /// with AVX2) take its vector loop, fast at every offset (22 GB/s at that same offset).
 const COPY_SLICE: usize = 2016;
 
+/// The slice size for this CPU: `COPY_SLICE` on AMD, where `rep movsb` has the slow case
+/// above; elsewhere whole chunks, since on Intel Xeon the slices only cost rustls's copy
+/// loop calls (3.5% of the core on the 1.3 MB page) and `rep movsb` is fast at every offset.
+fn copy_slice() -> usize {
+    static SLICE: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        slice_for(&cpuinfo)
+    });
+    *SLICE
+}
+
+fn slice_for(cpuinfo: &str) -> usize {
+    let vendor = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("vendor_id")
+            .map(|v| v.trim_start_matches([' ', '\t', ':']))
+    });
+    match vendor {
+        Some("AuthenticAMD" | "HygonGenuine") | None => COPY_SLICE,
+        Some(_) => TLS_CHUNK,
+    }
+}
+
 /// A TLS session over a TCP stream.
 pub struct TlsConn {
     tcp: TcpStream,
@@ -299,7 +321,7 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Hands `head` then `plain` to rustls, `plain` in slices of `COPY_SLICE` (one vectored
+    /// Hands `head` then `plain` to rustls, `plain` in slices of `copy_slice()` (one vectored
     /// write; rustls builds full-size records across the slices).
     fn encrypt(&mut self, head: &[u8], plain: &[u8]) -> io::Result<()> {
         let mut slices = [io::IoSlice::new(&[]); TLS_CHUNK.div_ceil(COPY_SLICE) + 1];
@@ -310,7 +332,7 @@ impl TlsConn {
                 slices[0] = io::IoSlice::new(head);
                 n = 1;
             }
-            for (slot, chunk) in slices[n..].iter_mut().zip(rest.chunks(COPY_SLICE)) {
+            for (slot, chunk) in slices[n..].iter_mut().zip(rest.chunks(copy_slice())) {
                 *slot = io::IoSlice::new(chunk);
                 n += 1;
             }
@@ -323,5 +345,25 @@ impl TlsConn {
             rest = &rest[taken - of_head..];
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_is_sliced_on_amd_only() {
+        let amd = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n";
+        let intel = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n";
+        assert_eq!(slice_for(amd), COPY_SLICE);
+        assert_eq!(slice_for(intel), TLS_CHUNK);
+        assert_eq!(
+            slice_for(""),
+            COPY_SLICE,
+            "unknown: the slices are safe everywhere"
+        );
+        // The slice array of `encrypt` holds a whole chunk in either size.
+        assert!(TLS_CHUNK.div_ceil(slice_for(intel)) <= TLS_CHUNK.div_ceil(COPY_SLICE));
     }
 }
