@@ -39,11 +39,13 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
             format!("size {} holds fewer than 2 segments", opts.size),
         ));
     }
-    if let Some(dir) = opts.path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(io(&path))?;
-        }
-    }
+    // The slab's directory: made if missing, and where the fresh-pages probe runs.
+    let dir = opts
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(&path))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -136,11 +138,6 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
         .iter()
         .max_by_key(|r| r.seq)
         .map_or((1, 0), |r| (r.seq + 1, (r.head + r.len) % segments as usize));
-    let dir = opts
-        .path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
     let refresh = crate::pages::probe(dir);
     let inner = Arc::new(Inner::new(path, map, file, header, next_seq, head, refresh));
     for r in &runs {
