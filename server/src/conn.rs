@@ -434,14 +434,9 @@ impl Conn {
             }
             // Nothing more to parse: whatever is pending goes out before we wait.
             self.flush().await?;
-            let n = match self.read_ready()? {
-                Some(n) => n,
-                None => {
-                    let timeout = self.w.settings.header_timeout;
-                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                    self.read_more(deadline, Phase::Head).await?
-                }
-            };
+            let timeout = self.w.settings.header_timeout;
+            let first_wait = || *deadline.get_or_insert_with(|| Instant::now() + timeout);
+            let n = self.read_more(first_wait, Phase::Head).await?;
             if n == 0 {
                 return Err(End::Gone);
             }
@@ -540,7 +535,7 @@ impl Conn {
                 return Ok(());
             }
             if self
-                .read_more(Instant::now() + timeout, Phase::Body)
+                .read_more(|| Instant::now() + timeout, Phase::Body)
                 .await
                 .map_err(Forward::Viewer)?
                 == 0
@@ -558,24 +553,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Appends what the socket has now, without waiting (usually the bytes are there: we were
-    /// woken by readability). `None`: nothing yet.
-    fn read_ready(&mut self) -> Result<Option<usize>, End> {
+    /// Appends what the socket has to `buf`; 0 means the peer closed. `deadline` is asked for
+    /// only when the bytes are not already there (usually they are: we were woken by
+    /// readability), so the fast path reads no clock.
+    async fn read_more(&mut self, deadline: impl FnOnce() -> Instant, phase: Phase) -> Result<usize, End> {
         match self.stream.try_read(&mut self.buf) {
             Some(Ok(n)) => {
                 self.count_in(n);
-                Ok(Some(n))
+                return Ok(n);
             }
-            Some(Err(_)) => Err(End::Gone),
-            None => Ok(None),
+            Some(Err(_)) => return Err(End::Gone),
+            None => {}
         }
-    }
-
-    /// Appends what the socket has to `buf`; 0 means the peer closed.
-    async fn read_more(&mut self, deadline: Instant, phase: Phase) -> Result<usize, End> {
-        if let Some(n) = self.read_ready()? {
-            return Ok(n);
-        }
+        let deadline = deadline();
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
         }
