@@ -701,10 +701,7 @@ impl Conn {
                         // copy. The kernel keeps referencing the pages after the call returns,
                         // so their segments get fresh pages before they are written again
                         // (`ReadGuard::lend_body`): the bytes sent never change.
-                        self.flush().await?;
-                        let slab = std::path::Path::new("(slab file)");
-                        let file = px.shared.store.file();
-                        let r = self.sendfile(slab, file, off + a as u64, (b - a) as u64).await;
+                        let r = self.send_from_slab(px, off + a as u64, (b - a) as u64).await;
                         drop(f.guard);
                         r?;
                     } else {
@@ -723,6 +720,14 @@ impl Conn {
             _ => self.flush().await?,
         }
         Ok(keep_alive)
+    }
+
+    /// Pending head bytes, then `len` bytes of the slab file at `off` by sendfile (a body lent
+    /// with `ReadGuard::lend_body`, its guard held by the caller).
+    async fn send_from_slab(&mut self, px: &ProxyWorker, off: u64, len: u64) -> Result<(), End> {
+        self.flush().await?;
+        let slab = std::path::Path::new("(slab file)");
+        self.sendfile(slab, px.shared.store.file(), off, len).await
     }
 
     /// A body sent window by window: with `through_buffers` (part of it was out of memory, or
@@ -751,9 +756,7 @@ impl Conn {
             let (off, len) = (base + at as u64, (end - at) as u64);
             let resident = !through_buffers && store.resident(off, len);
             if resident && lent {
-                self.flush().await?;
-                let slab = std::path::Path::new("(slab file)");
-                self.sendfile(slab, store.file(), off, len).await?;
+                self.send_from_slab(px, off, len).await?;
                 at = end;
                 continue;
             }
