@@ -213,11 +213,12 @@ impl Server {
                         runtime::worker::run(w, listeners, stop, reload).await;
                     };
                     let built = match driver {
-                        DriverKind::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                            .with_entries(4096)
-                            .enable_timer()
-                            .build()
-                            .map(|mut rt| rt.block_on(main)),
+                        DriverKind::IoUring => runtime::ring::build(4096).map(|(mut rt, setup)| {
+                            if id == 0 {
+                                tracing::debug!(setup, "io_uring ring");
+                            }
+                            rt.block_on(main)
+                        }),
                         DriverKind::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                             .enable_timer()
                             .build()

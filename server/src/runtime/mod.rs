@@ -2,6 +2,7 @@
 
 pub mod io;
 pub mod listener;
+pub mod ring;
 pub mod viewer;
 pub mod wait;
 pub mod worker;
