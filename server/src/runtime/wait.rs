@@ -12,20 +12,69 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 pub struct Waits {
-    next_id: Cell<u64>,
     all_fired: Cell<bool>,
     /// When the last sweep ran (or the table was made).
     now: Cell<Instant>,
-    waiters: RefCell<ahash::AHashMap<u64, (Instant, Waker)>>,
+    table: RefCell<Table>,
+}
+
+/// Waits in slots reused through a free list: registering and leaving a wait (once per
+/// keep-alive request) is an index, not a hash. A slot's generation tells a wait whether the
+/// slot is still its own (a sweep may have fired it and given it to another wait).
+#[derive(Default)]
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    wait: Option<(Instant, Waker)>,
+}
+
+impl Table {
+    fn insert(&mut self, deadline: Instant, waker: Waker) -> (usize, u64) {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[i];
+        slot.wait = Some((deadline, waker));
+        self.live += 1;
+        (i, slot.generation)
+    }
+
+    /// Empties slot `i`, giving back its waker.
+    fn release(&mut self, i: usize) -> Option<Waker> {
+        let slot = &mut self.slots[i];
+        let (_, waker) = slot.wait.take()?;
+        slot.generation += 1;
+        self.free.push(i);
+        self.live -= 1;
+        Some(waker)
+    }
+
+    /// The slot `i` as the wait of generation `generation` left it, if it is still its own.
+    fn own(&mut self, i: usize, generation: u64) -> Option<&mut (Instant, Waker)> {
+        let slot = self.slots.get_mut(i)?;
+        if slot.generation != generation {
+            return None;
+        }
+        slot.wait.as_mut()
+    }
 }
 
 impl Default for Waits {
     fn default() -> Self {
         Waits {
-            next_id: Cell::new(0),
             all_fired: Cell::new(false),
             now: Cell::new(Instant::now()),
-            waiters: RefCell::default(),
+            table: RefCell::default(),
         }
     }
 }
@@ -41,7 +90,7 @@ impl Waits {
     pub fn wait_until(self: &Rc<Self>, deadline: Instant) -> Wait {
         Wait {
             timers: self.clone(),
-            id: None,
+            slot: None,
             deadline,
         }
     }
@@ -50,14 +99,14 @@ impl Waits {
     pub fn sweep(&self, now: Instant) {
         self.now.set(now);
         let mut expired = Vec::new();
-        self.waiters.borrow_mut().retain(|_, (d, w)| {
-            if *d <= now {
-                expired.push(w.clone());
-                false
-            } else {
-                true
+        {
+            let mut t = self.table.borrow_mut();
+            for i in 0..t.slots.len() {
+                if matches!(&t.slots[i].wait, Some((d, _)) if *d <= now) {
+                    expired.extend(t.release(i));
+                }
             }
-        });
+        }
         for w in expired {
             w.wake();
         }
@@ -77,14 +126,20 @@ impl Waits {
     /// Ends every wait, now and later (shutdown).
     pub fn shut_down(&self) {
         self.all_fired.set(true);
-        let all = std::mem::take(&mut *self.waiters.borrow_mut());
-        for (_, (_, w)) in all {
+        let mut all = Vec::new();
+        {
+            let mut t = self.table.borrow_mut();
+            for i in 0..t.slots.len() {
+                all.extend(t.release(i));
+            }
+        }
+        for w in all {
             w.wake();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.waiters.borrow().len()
+        self.table.borrow().live
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,7 +149,8 @@ impl Waits {
 
 pub struct Wait {
     timers: Rc<Waits>,
-    id: Option<u64>,
+    /// The slot and its generation, once registered.
+    slot: Option<(usize, u64)>,
     deadline: Instant,
 }
 
@@ -104,25 +160,29 @@ impl Future for Wait {
         if self.timers.all_fired.get() || self.timers.now() >= self.deadline {
             return Poll::Ready(());
         }
-        let id = match self.id {
-            Some(id) => id,
-            None => {
-                let id = self.timers.next_id.get();
-                self.timers.next_id.set(id + 1);
-                self.id = Some(id);
-                id
+        let mut t = self.timers.table.borrow_mut();
+        if let Some((i, g)) = self.slot {
+            if let Some(entry) = t.own(i, g) {
+                if !entry.1.will_wake(cx.waker()) {
+                    entry.1 = cx.waker().clone();
+                }
+                return Poll::Pending;
             }
-        };
-        let entry = (self.deadline, cx.waker().clone());
-        self.timers.waiters.borrow_mut().insert(id, entry);
+        }
+        let slot = t.insert(self.deadline, cx.waker().clone());
+        drop(t);
+        self.slot = Some(slot);
         Poll::Pending
     }
 }
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.timers.waiters.borrow_mut().remove(&id);
+        if let Some((i, g)) = self.slot {
+            let mut t = self.timers.table.borrow_mut();
+            if t.own(i, g).is_some() {
+                t.release(i);
+            }
         }
     }
 }
@@ -131,6 +191,10 @@ impl Drop for Wait {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn futures_noop_waker() -> Waker {
+        Waker::noop().clone()
+    }
 
     #[test]
     fn deadlines_fire_on_sweep_and_all_on_shutdown() {
@@ -170,6 +234,24 @@ mod tests {
             .await;
             assert!(r.is_err());
             assert!(t2.is_empty());
+            // A wait fired by a sweep, then dropped, must not free the slot that another
+            // wait has taken since.
+            let t3 = Rc::new(Waits::default());
+            let mut fired = Box::pin(t3.wait_until(Instant::now() + Duration::from_millis(1)));
+            let waker = futures_noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            assert!(fired.as_mut().poll(&mut cx).is_pending());
+            std::thread::sleep(Duration::from_millis(3));
+            t3.sweep(Instant::now());
+            assert!(t3.is_empty());
+            let mut other = Box::pin(t3.wait_until(Instant::now() + Duration::from_secs(60)));
+            assert!(other.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(t3.len(), 1);
+            assert!(fired.as_mut().poll(&mut cx).is_ready());
+            drop(fired);
+            assert_eq!(t3.len(), 1, "the other wait keeps its slot");
+            drop(other);
+            assert!(t3.is_empty());
         });
     }
 }
