@@ -348,7 +348,7 @@ impl Conn {
             }
             Route::Static(i, path, query) => {
                 let w = self.w.clone();
-                w.statics[i].serve(req, &path, &query, keep_alive, &mut self.out)
+                w.statics[i].serve(req, &path, &query, keep_alive, w.waits.now(), &mut self.out)
             }
             Route::Custom(..) => Body::None,
         };

@@ -158,11 +158,12 @@ impl StaticOrigin {
         path: &CleanPath,
         query: &[u8],
         keep_alive: bool,
+        now: Instant,
         out: &mut Vec<u8>,
     ) -> Body {
         let head_only = req.method == Method::Head;
-        let (entry, entry_path) = match self.lookup(&path.path) {
-            Resolved::File(e) if !path.trailing_slash => (e, path.path.clone()),
+        let (entry, entry_path) = match self.lookup(&path.path, now) {
+            Resolved::File(e) if !path.trailing_slash => (e, std::borrow::Cow::Borrowed(path.path.as_str())),
             Resolved::File(_) => return not_found(out, head_only, keep_alive),
             Resolved::Dir => {
                 let index = &self.opts.default_root_object;
@@ -174,8 +175,8 @@ impl StaticOrigin {
                 } else {
                     format!("{}/{index}", path.path)
                 };
-                match self.lookup(&index_path) {
-                    Resolved::File(e) if path.trailing_slash => (e, index_path),
+                match self.lookup(&index_path, now) {
+                    Resolved::File(e) if path.trailing_slash => (e, std::borrow::Cow::Owned(index_path)),
                     Resolved::File(_) => {
                         // "/docs" names a directory with an index: send the client to "/docs/".
                         let mut loc = Vec::with_capacity(path.path.len() + query.len() + 2);
@@ -223,7 +224,7 @@ impl StaticOrigin {
             }
             if let Some((name, _)) = best {
                 let ext = if name == "br" { "br" } else { "gz" };
-                if let Resolved::File(s) = self.lookup(&format!("{entry_path}.{ext}")) {
+                if let Resolved::File(s) = self.lookup(&format!("{entry_path}.{ext}"), now) {
                     chosen = s;
                     encoding = Some(name);
                 }
@@ -334,18 +335,19 @@ impl StaticOrigin {
         }
     }
 
-    /// Finds what a clean request path names, from memory when fresh enough.
     /// A file's whole body and content type, if it is kept in memory (error pages).
     pub fn read_small(&self, path: &str) -> Option<(Bytes, String)> {
         let clean = crate::http::uri::clean_path(path.as_bytes()).ok()?;
-        match self.lookup(&clean.path) {
+        match self.lookup(&clean.path, Instant::now()) {
             Resolved::File(f) => f.body.clone().map(|b| (b, f.content_type.to_string())),
             _ => None,
         }
     }
 
-    fn lookup(&self, path: &str) -> Resolved {
-        let now = Instant::now();
+    /// Finds what a clean request path names, from memory when fresh enough.
+    /// `now` may lag the clock a little (the worker's sweep time): a file is then checked
+    /// that much later, and the hot path reads no clock.
+    fn lookup(&self, path: &str, now: Instant) -> Resolved {
         let existing = self.slots.borrow().get(path).cloned();
         if let Some(slot) = &existing {
             if now.duration_since(slot.checked.get()) < self.opts.revalidate {
