@@ -83,9 +83,17 @@ pub struct Request {
     pub keep_alive: bool,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
+    /// Some field's name begins with `If-` (a precondition may apply).
+    if_fields: bool,
 }
 
 impl Request {
+    /// Whether any field's name begins with `If-` (`If-Match`, `If-None-Match`, `If-Range`,
+    /// ...): without one, no precondition needs looking up.
+    pub fn has_if_fields(&self) -> bool {
+        self.if_fields
+    }
+
     /// The method as sent.
     pub fn method_name(&self) -> &[u8] {
         let end = self.head.iter().position(|&b| b == b' ').unwrap_or(0);
@@ -269,6 +277,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
     let mut host_count = 0;
+    let mut if_fields = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
@@ -276,6 +285,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
             return Err(ParseError::Bad("invalid header value"));
         }
         headers.push((range_of(name), range_of(value)));
+        if_fields |= name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-");
         if name.eq_ignore_ascii_case(b"content-length") {
             cl_count += 1;
             if cl_count > 1 {
@@ -348,6 +358,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
             body,
             keep_alive,
             expect_continue: expect_continue && version == Version::Http11,
+            if_fields,
         },
         total,
     ))
@@ -398,6 +409,18 @@ mod tests {
             Ok(Parsed::Complete(r, n)) => (r, n),
             other => panic!("{:?} for {:?}", other, String::from_utf8_lossy(s)),
         }
+    }
+
+    #[test]
+    fn if_fields_are_noticed() {
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"x\"\r\n\r\n");
+        assert!(r.has_if_fields());
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nhost: a\r\nif-range: x\r\n\r\n");
+        assert!(r.has_if_fields());
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: a\r\nIf: x\r\nIfx: y\r\n\r\n");
+        assert!(!r.has_if_fields());
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!r.has_if_fields());
     }
 
     fn err(s: &[u8]) -> ParseError {

@@ -42,6 +42,9 @@ pub fn secs(t: SystemTime) -> u64 {
 /// Evaluates a request's preconditions (RFC 9110 §13.2.2) against a representation's
 /// validators: `etag` as sent in `ETag`, `last_modified` in seconds since the epoch.
 pub fn evaluate(req: &Request, etag: Option<&[u8]>, last_modified: Option<u64>) -> Precondition {
+    if !req.has_if_fields() {
+        return Precondition::Proceed;
+    }
     if let Some(im) = req.header("if-match") {
         if !etag.is_some_and(|t| etag_list_matches(im, t, false)) {
             return Precondition::Failed;
