@@ -317,12 +317,12 @@ impl StaticOrigin {
         }
         match &e.body {
             Some(b) => {
-                let slice = b.slice(offset as usize..(offset + len) as usize);
-                if slice.len() <= SMALL_BODY {
-                    out.extend_from_slice(&slice);
+                let range = offset as usize..(offset + len) as usize;
+                if range.len() <= SMALL_BODY {
+                    out.extend_from_slice(&b[range]);
                     Body::None
                 } else {
-                    Body::Bytes(slice)
+                    Body::Bytes(b.slice(range))
                 }
             }
             None => Body::File {
