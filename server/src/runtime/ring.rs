@@ -28,7 +28,14 @@ fn setups() -> [(&'static str, io_uring::Builder); 3] {
 /// kernel accepts; returns the setup's name with it.
 pub fn build(entries: u32) -> std::io::Result<(Runtime<TimeDriver<IoUringDriver>>, &'static str)> {
     let mut last = None;
-    for (name, urb) in setups() {
+    // For measuring one setup against another: SLABFRONT_URING_SETUP names the one to try
+    // first.
+    let wanted = std::env::var("SLABFRONT_URING_SETUP").ok();
+    let mut order = setups().to_vec();
+    if let Some(w) = wanted {
+        order.sort_by_key(|(name, _)| *name != w);
+    }
+    for (name, urb) in order {
         match RuntimeBuilder::<IoUringDriver>::new()
             .with_entries(entries)
             .uring_builder(urb)
