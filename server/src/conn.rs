@@ -124,8 +124,15 @@ impl Conn {
                 c.w = newer;
             }
             first = false;
-            // Boxed: the exchange future is large, and an idle connection should not carry it.
-            match Box::pin(c.exchange()).await {
+            // Most requests (the whole head already here, a file answered from memory) are
+            // served by a plain function, without suspending; the rest by the exchange future,
+            // boxed: it is large, and an idle connection should not carry it.
+            let r = match c.exchange_now() {
+                Now::Done(r) => r,
+                Now::Rest(rest) => Box::pin(c.finish(*rest)).await,
+                Now::Async => Box::pin(c.exchange()).await,
+            };
+            match r {
                 Ok(true) => {}
                 Ok(false) => return,
                 // The closing paths are rare: boxed, so that idle connections do not carry them.
@@ -186,23 +193,130 @@ impl Conn {
     /// One request and its response. `Ok(true)`: keep the connection.
     async fn exchange(&mut self) -> Result<bool, End> {
         let req = self.read_head().await?;
+        let start = self.begin();
+        let r = self.handle(&req).await;
+        self.end(&req, start, r).await
+    }
+
+    /// An exchange whose request head has just been taken off the buffer begins.
+    fn begin(&mut self) -> Start {
         // Times are for the access log only: the clock is not read without one.
-        let t0 = self.w.log.is_some().then(Instant::now);
-        let (in0, out0) = (
-            self.bytes_in.saturating_sub(self.buf.len() as u64),
-            self.bytes_out,
-        );
+        let start = Start {
+            t0: self.w.log.is_some().then(Instant::now),
+            in0: self.bytes_in.saturating_sub(self.buf.len() as u64),
+            out0: self.bytes_out,
+        };
         self.head_at = Some(self.out.len());
         self.note = crate::observe::Note::default();
         self.proxied = false;
         self.first_byte = None;
-        let r = self.handle(&req).await;
-        self.record(&req, t0, in0, out0);
+        start
+    }
+
+    /// The exchange is over (`r` says how): it is counted and logged, and a connection that
+    /// is not kept is closed gently.
+    async fn end(&mut self, req: &Request, start: Start, r: Result<bool, End>) -> Result<bool, End> {
+        self.record(req, start.t0, start.in0, start.out0);
         if let Ok(false) = r {
             // Counted and logged first: the close may wait for the viewer.
             self.linger().await;
         }
         r
+    }
+
+    /// The exchange as far as it goes without waiting: a GET or HEAD without a body, its head
+    /// already received (or readable now), for a directory origin. `Async` (nothing taken
+    /// off the buffer) when it is anything else; `Rest` when the response needs writing that
+    /// may wait (a larger body, a socket that took part, a connection to close).
+    fn exchange_now(&mut self) -> Now {
+        if self.viewer_tls {
+            return Now::Async;
+        }
+        if self.buf.is_empty() {
+            if !self.out.is_empty() {
+                // Pending responses go out before any wait: the general path's order.
+                return Now::Async;
+            }
+            match self.stream.try_read(&mut self.buf) {
+                Some(Ok(0)) | Some(Err(_)) => return Now::Done(Err(End::Gone)),
+                Some(Ok(n)) => self.count_in(n),
+                None => return Now::Async,
+            }
+        }
+        let (req, n) = match parse_request(&self.buf, &self.w.settings.limits) {
+            Ok(Parsed::Complete(req, n)) if req.body == BodyKind::None && !req.expect_continue => (req, n),
+            // Incomplete, refused or with a body: the general path (which parses it again).
+            _ => return Now::Async,
+        };
+        if self.viewer_policy(&req).is_some() {
+            return Now::Async;
+        }
+        let Route::Static(i, path, query) = self.route(&req) else {
+            return Now::Async;
+        };
+        self.buf.drain(..n);
+        let start = self.begin();
+        let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
+        let w = self.w.clone();
+        let body = w.statics[i].serve(&req, &path, &query, keep_alive, w.waits.now(), &mut self.out);
+        let rest = |req, start, body| {
+            Now::Rest(Box::new(Rest {
+                req,
+                start,
+                body,
+                keep_alive,
+            }))
+        };
+        if !keep_alive || !matches!(body, Body::None) {
+            return rest(req, start, body);
+        }
+        // Pipelined requests waiting: answer them in the same write (as `send` does).
+        if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
+            match self.flush_now() {
+                Ok(true) => {}
+                Ok(false) => return rest(req, start, Body::None),
+                Err(e) => {
+                    self.record(&req, start.t0, start.in0, start.out0);
+                    return Now::Done(Err(e));
+                }
+            }
+        }
+        self.record(&req, start.t0, start.in0, start.out0);
+        Now::Done(Ok(true))
+    }
+
+    /// What `exchange_now` left: the body is sent, then the exchange ends as any other.
+    async fn finish(&mut self, rest: Rest) -> Result<bool, End> {
+        let Rest {
+            req,
+            start,
+            body,
+            keep_alive,
+        } = rest;
+        let r = async {
+            self.send(body).await?;
+            if !keep_alive {
+                self.flush().await?;
+                return Ok(false);
+            }
+            Ok(true)
+        }
+        .await;
+        self.end(&req, start, r).await
+    }
+
+    /// Writes the pending response bytes as far as the socket takes them now. `Ok(true)`: all
+    /// of them; `Ok(false)`: the rest is still in `out`.
+    fn flush_now(&mut self) -> Result<bool, End> {
+        self.capture();
+        let n = match self.stream.try_write(&self.out) {
+            Ok(n) => n,
+            Err(_) => return Err(End::Gone),
+        };
+        self.bytes_out += n as u64;
+        self.w.metrics.add(&self.w.metrics.bytes_out, n as u64);
+        self.out.drain(..n);
+        Ok(self.out.is_empty())
     }
 
     /// Reads the response head just written (once) into `note`.
@@ -729,6 +843,31 @@ enum Route {
     Static(usize, crate::http::uri::CleanPath, Vec<u8>),
     /// Origin index, behavior index, raw path, query.
     Custom(usize, usize, Vec<u8>, Vec<u8>),
+}
+
+/// Where an exchange's counts started (for its access-log line).
+#[derive(Clone, Copy)]
+struct Start {
+    t0: Option<Instant>,
+    in0: u64,
+    out0: u64,
+}
+
+/// How far `exchange_now` got.
+enum Now {
+    /// The exchange is over.
+    Done(Result<bool, End>),
+    /// The response's head (or all of it) is in `out`; sending may wait.
+    Rest(Box<Rest>),
+    /// Nothing taken: the general path serves this request.
+    Async,
+}
+
+struct Rest {
+    req: Request,
+    start: Start,
+    body: Body,
+    keep_alive: bool,
 }
 
 /// `OPTIONS *`: what the server allows in general.

@@ -59,6 +59,41 @@ fn pipelined_responses_come_in_order() {
     }
 }
 
+/// Thousands of pipelined requests to a viewer that reads nothing for a while: the socket
+/// takes part of the answers, the rest waits in order, and every response arrives whole.
+#[test]
+fn pipelined_responses_to_a_stalled_reader_arrive_whole_and_in_order() {
+    for driver in DRIVERS {
+        let (_site, s) = server(driver);
+        let mut c = s.connect();
+        let n = 6000;
+        let mut req = Vec::new();
+        for i in 0..n {
+            let p = if i % 3 == 2 { "/app.js" } else { "/1k.txt" };
+            let close = if i == n - 1 { "Connection: close\r\n" } else { "" };
+            req.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: t\r\n{close}\r\n").as_bytes());
+        }
+        let writer = {
+            let mut c = c.try_clone().unwrap();
+            std::thread::spawn(move || c.write_all(&req).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        writer.join().unwrap();
+        let all = parse_all(&out);
+        assert_eq!(all.len(), n, "{driver}");
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.status, 200, "{driver} #{i}");
+            if i % 3 == 2 {
+                assert_eq!(r.body, b"console.log('plain');\n", "{driver} #{i}");
+            } else {
+                assert!(r.body == vec![b'a'; 1024], "{driver} #{i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn pipelined_requests_split_at_every_byte() {
     let (_site, s) = server("io_uring");
