@@ -128,6 +128,29 @@ pub fn try_read(stream: &impl AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<u
 /// Sends as much of `bufs` as the socket takes now; `WouldBlock` when it takes nothing.
 pub fn send_now(stream: &impl AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    let mut filled = bufs.iter().filter(|b| !b.is_empty());
+    if let (Some(one), None) = (filled.next(), filled.next()) {
+        // One buffer: `sendto` takes it as it is, where `sendmsg` first copies in and checks
+        // a message header and an iovec array.
+        // SAFETY: the kernel reads `one.len()` bytes from `one`, borrowed for the call, as is
+        // the descriptor; no address is passed.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                stream.as_raw_fd(),
+                one.as_ptr(),
+                one.len(),
+                flags,
+                std::ptr::null::<libc::sockaddr>(),
+                0 as libc::socklen_t,
+            )
+        };
+        return if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+    }
     // SAFETY: an all-zero msghdr is valid (no address, no control data); IoSlice has the
     // layout of an iovec, and the kernel only reads the `bufs.len()` slices, which stay
     // borrowed for the call, as does the descriptor.
