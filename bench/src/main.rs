@@ -58,6 +58,7 @@ const LARGE: &str = "/simple.html";
 const LARGE_SIZE: usize = 1_323_539;
 const SF_PORT: u16 = 18080;
 const NGINX_PORT: u16 = 18081;
+const REF_PORT: u16 = 18082;
 
 struct ServerProc {
     name: &'static str,
@@ -130,6 +131,40 @@ fn start_slabfront_with(bin: &Path, work: &Path, name: &str, config: &str, port:
         child,
         port,
     })
+}
+
+/// The reference: a minimal C epoll responder answering from RAM
+/// (`bench/ref/responder.c`), compiled here with the system C compiler and pinned to core 0.
+/// `None` (with a note) when there is no C compiler.
+fn start_reference(root: &Path, work: &Path) -> Option<ServerProc> {
+    let src = work.join("responder.c");
+    let exe = work.join("responder");
+    std::fs::write(&src, include_str!("../ref/responder.c")).ok()?;
+    let built = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        eprintln!("no C compiler (cc): the reference responder is left out");
+        return None;
+    }
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&exe)
+        .arg(REF_PORT.to_string())
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = ServerProc {
+        name: "C epoll from RAM (reference)",
+        child,
+        port: REF_PORT,
+    };
+    wait_port(REF_PORT).ok()?;
+    Some(server)
 }
 
 fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
@@ -453,10 +488,15 @@ fn main() -> Result<()> {
     let work = tempfile::tempdir()?;
     let root = make_site(work.path())?;
 
-    let servers = [
+    let mut servers = vec![
         start_slabfront(&bin, &root, work.path())?,
         start_nginx(&root, work.path())?,
     ];
+    // The reference is measured for speed only (it holds an 8 KiB buffer per connection).
+    let reference = (!args.only_memory)
+        .then(|| start_reference(&root, work.path()))
+        .flatten();
+    servers.extend(reference);
     let secs = args.duration;
     eprintln!(
         "machine: {} cores, {}; {} runs x {secs}s per cell",
@@ -468,7 +508,7 @@ fn main() -> Result<()> {
     let run_cell = |f: &dyn Fn(&ServerProc) -> Result<Sample>| run_cell(&servers, args.runs, f);
     let mut rows: Vec<(String, Cell)> = Vec::new();
     if args.only_memory {
-        return memory_table(&servers, args.idle_connections);
+        return memory_table(&servers[..2], args.idle_connections);
     }
     for (label, path, conns) in [
         ("1 KiB, 64 conns (wrk)", SMALL, 64),
@@ -494,7 +534,7 @@ fn main() -> Result<()> {
     if args.only.is_some() {
         return Ok(());
     }
-    memory_table(&servers, args.idle_connections)
+    memory_table(&servers[..2], args.idle_connections)
 }
 
 /// Runs per server, per row.
