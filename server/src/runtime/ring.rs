@@ -8,9 +8,10 @@
 //!
 //! `IORING_SETUP_DEFER_TASKRUN` (6.1; with `SINGLE_ISSUER`) goes further: task work waits for
 //! the worker's next wait for completions. It served a few percent more 1 KiB requests per
-//! core here, but its p99 at 1,000 connections was two to three times nginx's: a wait runs at
-//! most 20 deferred completions, while readiness that is already there when a wait is armed
-//! completes at once, so busy connections are served ahead of queued ones. It stays
+//! core here, but its p99 at 1,000 connections was two to three times nginx's. The likely
+//! cause: a wait runs at most 20 deferred completions (`IO_LOCAL_TW_DEFAULT_MAX` in the
+//! kernel), while readiness that is already there when a wait is armed completes at once, so
+//! busy connections are served ahead of queued ones. It stays
 //! available for comparison (`SLABFRONT_URING_SETUP=defer_taskrun`).
 
 use monoio::time::TimeDriver;
