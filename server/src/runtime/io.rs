@@ -226,19 +226,40 @@ pub async fn write_all<S: AsyncWriteRent + AsRawFd>(
     (Ok(()), buf.head)
 }
 
-/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the kernel moves page-cache
-/// pages to the socket, no copy through user space. The socket is made non-blocking for the
-/// duration (under io_uring accepted sockets are blocking) and the worker waits on the ring's
-/// readiness when the send buffer is full, so other connections keep being served.
-/// On error, also says how many bytes went out.
+/// Sends `len` bytes of `file` from `offset` without a copy through user space: the file's
+/// page-cache pages are spliced into a pipe of this worker's (1 MiB) and from it into the
+/// socket, or moved by `sendfile(2)` when no such pipe can be had. The socket is made
+/// non-blocking for the duration (under io_uring accepted sockets are blocking) and the
+/// worker waits on the ring's readiness when the send buffer is full, so other connections
+/// keep being served. On error, also says how many bytes went out.
+///
+/// Why a pipe of our own: `sendfile` splices through a 16-page pipe, so a 1.3 MB body goes
+/// to TCP in 21 rounds of 64 KiB; through 1 MiB it takes two. Measured in pairs (both
+/// servers on one core at once), a minimal responder moved 8-14% more bytes per CPU-second
+/// this way (2 MiB was 8% worse than `sendfile`: the whole body queued at once).
 pub async fn send_file(
     stream: &monoio::net::TcpStream,
     file: &std::fs::File,
     offset: u64,
     len: u64,
 ) -> Result<(), (io::Error, u64)> {
-    let sock = stream.as_raw_fd();
     let restore = NonBlocking::set(stream).map_err(|e| (e, 0))?;
+    let res = match pipes::take() {
+        Some(pipe) => splice_file(stream, file, offset, len, pipe).await,
+        None => sendfile_loop(stream, file, offset, len).await,
+    };
+    drop(restore);
+    res
+}
+
+/// `sendfile(2)` until `len` bytes are sent.
+async fn sendfile_loop(
+    stream: &monoio::net::TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> Result<(), (io::Error, u64)> {
+    let sock = stream.as_raw_fd();
     let mut off = offset as libc::off_t;
     let end = offset + len;
     let res = loop {
@@ -269,8 +290,164 @@ pub async fn send_file(
             _ => break Err(e),
         }
     };
-    drop(restore);
     res.map_err(|e| (e, off as u64 - offset))
+}
+
+/// File → pipe → socket. The pipe goes back to the pool only empty; a pipe still holding
+/// pages when something fails is closed (its pages released).
+async fn splice_file(
+    stream: &monoio::net::TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    pipe: pipes::Pipe,
+) -> Result<(), (io::Error, u64)> {
+    let sock = stream.as_raw_fd();
+    let mut off = offset as libc::loff_t;
+    let end = offset + len;
+    let mut in_pipe = 0usize;
+    let mut sent = 0u64;
+    let res = loop {
+        if in_pipe == 0 {
+            let left = end - off as u64;
+            if left == 0 {
+                break Ok(());
+            }
+            // SAFETY: the file and the pipe's write end are open (borrowed / owned here); `off`
+            // is an exclusively borrowed offset the kernel advances; no memory is passed.
+            let n = unsafe {
+                libc::splice(
+                    file.as_raw_fd(),
+                    &mut off,
+                    pipe.write_fd(),
+                    std::ptr::null_mut(),
+                    left.min(pipes::SIZE as u64) as usize,
+                    libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                )
+            };
+            if n == 0 {
+                break Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ));
+            }
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break Err(e);
+            }
+            in_pipe = n as usize;
+        }
+        let more = if (off as u64) < end {
+            libc::SPLICE_F_MORE
+        } else {
+            0
+        };
+        // SAFETY: the pipe's read end and the socket are open (owned here / borrowed); no
+        // offset or memory is passed.
+        let n = unsafe {
+            libc::splice(
+                pipe.read_fd(),
+                std::ptr::null_mut(),
+                sock,
+                std::ptr::null_mut(),
+                in_pipe,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | more,
+            )
+        };
+        if n > 0 {
+            in_pipe -= n as usize;
+            sent += n as u64;
+            continue;
+        }
+        if n == 0 {
+            break Err(io::ErrorKind::WriteZero.into());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                if let Err(e) = stream.writable(false).await {
+                    break Err(e);
+                }
+            }
+            io::ErrorKind::Interrupted => {}
+            _ => break Err(e),
+        }
+    };
+    if in_pipe == 0 {
+        pipes::give_back(pipe);
+    }
+    res.map_err(|e| (e, sent))
+}
+
+/// Each worker thread's pipes for splicing files into sockets (one per response in flight).
+mod pipes {
+    use std::cell::RefCell;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+    /// The pipe's capacity: 256 pages.
+    pub const SIZE: usize = 1 << 20;
+    /// Empty pipes kept for reuse.
+    const KEEP: usize = 64;
+
+    pub struct Pipe {
+        read: OwnedFd,
+        write: OwnedFd,
+    }
+
+    impl Pipe {
+        pub fn read_fd(&self) -> RawFd {
+            self.read.as_raw_fd()
+        }
+        pub fn write_fd(&self) -> RawFd {
+            self.write.as_raw_fd()
+        }
+    }
+
+    thread_local! {
+        static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty pipe of `SIZE`, from the pool or new; `None` when none can be made that large
+    /// (`fs.pipe-max-size`, the user's pipe quota, descriptors).
+    pub fn take() -> Option<Pipe> {
+        if let Some(p) = POOL.with(|p| p.borrow_mut().pop()) {
+            return Some(p);
+        }
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for the kernel to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return None;
+        }
+        // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+        let pipe = unsafe {
+            Pipe {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: OwnedFd::from_raw_fd(fds[1]),
+            }
+        };
+        // SAFETY: a plain fcntl on a descriptor owned here.
+        let got = unsafe { libc::fcntl(pipe.write_fd(), libc::F_SETPIPE_SZ, SIZE as libc::c_int) };
+        (got >= SIZE as libc::c_int).then_some(pipe)
+    }
+
+    /// How many empty pipes this thread keeps.
+    #[cfg(test)]
+    pub fn pooled() -> usize {
+        POOL.with(|p| p.borrow().len())
+    }
+
+    /// Keeps an empty pipe for the next response.
+    pub fn give_back(pipe: Pipe) {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < KEEP {
+                p.push(pipe);
+            }
+        });
+    }
 }
 
 /// Asks the kernel to read `offset..offset + len` of `file` into the page cache in the
@@ -398,6 +575,58 @@ mod tests {
         let got = reader.join().unwrap();
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "body corrupted");
+    }
+
+    /// A range of a file through a socket whose send buffer is tiny, to a reader that starts
+    /// late: spliced through the worker's pipe (twice, the second time through the pipe the
+    /// first gave back) and by the sendfile fallback, the bytes arrive exactly.
+    #[test]
+    fn file_ranges_arrive_exactly_by_splice_and_by_sendfile() {
+        let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 249) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &body).unwrap();
+        let (offset, len) = (1_000u64, 1_500_000u64);
+        let expected = body[offset as usize..(offset + len) as usize].to_vec();
+        for how in ["splice", "splice again", "sendfile"] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let reader = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                got
+            });
+            let file = std::fs::File::open(&path).unwrap();
+            let run = async move {
+                let std_stream = std::net::TcpStream::connect(addr).unwrap();
+                socket2::SockRef::from(&std_stream)
+                    .set_send_buffer_size(4096)
+                    .unwrap();
+                let stream = monoio::net::TcpStream::from_std(std_stream).unwrap();
+                let r = if how == "sendfile" {
+                    let restore = NonBlocking::set(&stream).unwrap();
+                    let r = sendfile_loop(&stream, &file, offset, len).await;
+                    drop(restore);
+                    r
+                } else {
+                    send_file(&stream, &file, offset, len).await
+                };
+                r.map_err(|(e, _)| e).unwrap();
+            };
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()
+                .unwrap();
+            rt.block_on(run);
+            let got = reader.join().unwrap();
+            assert_eq!(got.len(), expected.len(), "{how}");
+            assert!(got == expected, "{how}: bytes differ");
+            if how != "sendfile" {
+                assert_eq!(pipes::pooled(), 1, "{how}: the emptied pipe is kept");
+            }
+        }
     }
 
     #[test]
