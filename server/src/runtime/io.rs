@@ -252,6 +252,18 @@ pub async fn send_file(
     res
 }
 
+/// After a non-blocking send to `stream` failed (its errno still current): waits for room
+/// when the socket is full, or at an interruption returns at once (`None`: try again);
+/// otherwise the error.
+async fn wait_for_room(stream: &monoio::net::TcpStream) -> Option<io::Error> {
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => stream.writable(false).await.err(),
+        io::ErrorKind::Interrupted => None,
+        _ => Some(e),
+    }
+}
+
 /// `sendfile(2)` until `len` bytes are sent.
 async fn sendfile_loop(
     stream: &monoio::net::TcpStream,
@@ -279,15 +291,8 @@ async fn sendfile_loop(
                 "file shrank while being sent",
             ));
         }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => {
-                if let Err(e) = stream.writable(false).await {
-                    break Err(e);
-                }
-            }
-            io::ErrorKind::Interrupted => {}
-            _ => break Err(e),
+        if let Some(e) = wait_for_room(stream).await {
+            break Err(e);
         }
     };
     res.map_err(|e| (e, off as u64 - offset))
@@ -365,15 +370,8 @@ async fn splice_file(
         if n == 0 {
             break Err(io::ErrorKind::WriteZero.into());
         }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => {
-                if let Err(e) = stream.writable(false).await {
-                    break Err(e);
-                }
-            }
-            io::ErrorKind::Interrupted => {}
-            _ => break Err(e),
+        if let Some(e) = wait_for_room(stream).await {
+            break Err(e);
         }
     };
     if in_pipe == 0 {
@@ -589,15 +587,7 @@ mod tests {
         let (offset, len) = (1_000u64, 1_500_000u64);
         let expected = body[offset as usize..(offset + len) as usize].to_vec();
         for how in ["splice", "splice again", "sendfile"] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let reader = std::thread::spawn(move || {
-                let (mut s, _) = listener.accept().unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                let mut got = Vec::new();
-                s.read_to_end(&mut got).unwrap();
-                got
-            });
+            let (addr, reader) = late_reader();
             let file = std::fs::File::open(&path).unwrap();
             let run = async move {
                 let std_stream = std::net::TcpStream::connect(addr).unwrap();
@@ -629,12 +619,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn partial_writes_on_the_legacy_driver() {
+    /// A listener whose one connection is read to the end, starting 20 ms late.
+    fn late_reader() -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
-        let expected = body.clone();
         let reader = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -642,6 +630,14 @@ mod tests {
             s.read_to_end(&mut got).unwrap();
             got
         });
+        (addr, reader)
+    }
+
+    #[test]
+    fn partial_writes_on_the_legacy_driver() {
+        let (addr, reader) = late_reader();
+        let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+        let expected = body.clone();
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .build()
             .unwrap();
