@@ -216,7 +216,7 @@ impl Conn {
     /// The exchange is over (`r` says how): it is counted and logged, and a connection that
     /// is not kept is closed gently.
     async fn end(&mut self, req: &Request, start: Start, r: Result<bool, End>) -> Result<bool, End> {
-        self.record(req, start.t0, start.in0, start.out0);
+        self.record(req, start);
         if let Ok(false) = r {
             // Counted and logged first: the close may wait for the viewer.
             self.linger().await;
@@ -276,12 +276,12 @@ impl Conn {
                 Ok(true) => {}
                 Ok(false) => return rest(req, start, Body::None),
                 Err(e) => {
-                    self.record(&req, start.t0, start.in0, start.out0);
+                    self.record(&req, start);
                     return Now::Done(Err(e));
                 }
             }
         }
-        self.record(&req, start.t0, start.in0, start.out0);
+        self.record(&req, start);
         Now::Done(Ok(true))
     }
 
@@ -293,15 +293,7 @@ impl Conn {
             body,
             keep_alive,
         } = rest;
-        let r = async {
-            self.send(body).await?;
-            if !keep_alive {
-                self.flush().await?;
-                return Ok(false);
-            }
-            Ok(true)
-        }
-        .await;
+        let r = self.respond(body, keep_alive).await;
         self.end(&req, start, r).await
     }
 
@@ -337,7 +329,8 @@ impl Conn {
     }
 
     /// Counts the exchange and writes its access-log line.
-    fn record(&mut self, req: &Request, t0: Option<Instant>, in0: u64, out0: u64) {
+    fn record(&mut self, req: &Request, start: Start) {
+        let Start { t0, in0, out0 } = start;
         self.capture();
         let w = self.w.clone();
         w.metrics.request(req.method, &self.note);
@@ -466,6 +459,12 @@ impl Conn {
             }
             Route::Custom(..) => Body::None,
         };
+        self.respond(body, keep_alive).await
+    }
+
+    /// Sends a local response's body after its head (already in `out`); a connection that is
+    /// not kept has everything flushed. `Ok(true)`: keep the connection.
+    async fn respond(&mut self, body: Body, keep_alive: bool) -> Result<bool, End> {
         self.send(body).await?;
         if !keep_alive {
             self.flush().await?;

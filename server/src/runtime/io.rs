@@ -107,12 +107,7 @@ pub fn try_read(stream: &impl AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<u
             std::ptr::null_mut::<libc::socklen_t>(),
         )
     };
-    let res = if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    };
-    match res {
+    match byte_count(n) {
         Ok(n) => {
             let len = buf.len() + n;
             // SAFETY: recv wrote `n` bytes at the start of the spare capacity, so the first
@@ -145,11 +140,7 @@ pub fn send_now(stream: &impl AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
                 0 as libc::socklen_t,
             )
         };
-        return if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        };
+        return byte_count(n);
     }
     // SAFETY: an all-zero msghdr is valid (no address, no control data); IoSlice has the
     // layout of an iovec, and the kernel only reads the `bufs.len()` slices, which stay
@@ -165,6 +156,11 @@ pub fn send_now(stream: &impl AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
             flags,
         )
     };
+    byte_count(n)
+}
+
+/// A byte count returned by `syscall(2)`, or the errno it left.
+fn byte_count(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -172,8 +168,9 @@ pub fn send_now(stream: &impl AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
     }
 }
 
-/// Sends as much of `head` + `body` as the socket takes now, without waiting.
-fn try_write(stream: &impl AsRawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
+/// Sends as much of `head` + `body` as the socket takes now, without waiting (0 when it
+/// takes nothing).
+pub fn try_write(stream: &impl AsRawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
     match send_now(stream, &[io::IoSlice::new(head), io::IoSlice::new(body)]) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
         r => r,

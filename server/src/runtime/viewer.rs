@@ -101,21 +101,16 @@ impl Viewer {
         }
     }
 
-    /// Appends what is there now to `buf`. `None`: nothing yet.
     /// Writes what a plain socket takes of `buf` now (0 when it would block). Over TLS,
     /// nothing is written this way (0).
     pub fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Viewer::Plain(s) => match crate::runtime::io::send_now(s, &[io::IoSlice::new(buf)]) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
-                    Ok(0)
-                }
-                r => r,
-            },
+            Viewer::Plain(s) => crate::runtime::io::try_write(s, buf, &[]),
             Viewer::Tls(_) => Ok(0),
         }
     }
 
+    /// Appends what is there now to `buf`. `None`: nothing yet.
     pub fn try_read(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
         match self {
             Viewer::Plain(s) => try_read(s, buf),

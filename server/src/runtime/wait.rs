@@ -25,7 +25,6 @@ pub struct Waits {
 struct Table {
     slots: Vec<Slot>,
     free: Vec<usize>,
-    live: usize,
 }
 
 #[derive(Default)]
@@ -45,7 +44,6 @@ impl Table {
         };
         let slot = &mut self.slots[i];
         slot.wait = Some((deadline, waker));
-        self.live += 1;
         (i, slot.generation)
     }
 
@@ -55,7 +53,6 @@ impl Table {
         let (_, waker) = slot.wait.take()?;
         slot.generation += 1;
         self.free.push(i);
-        self.live -= 1;
         Some(waker)
     }
 
@@ -139,7 +136,9 @@ impl Waits {
     }
 
     pub fn len(&self) -> usize {
-        self.table.borrow().live
+        let t = self.table.borrow();
+        // Every slot is either waiting or on the free list.
+        t.slots.len() - t.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
