@@ -130,7 +130,8 @@ impl Conn {
             let r = match c.exchange_now() {
                 Now::Done(r) => r,
                 Now::Rest(rest) => Box::pin(c.finish(*rest)).await,
-                Now::Async => Box::pin(c.exchange()).await,
+                Now::Parsed(req) => Box::pin(c.exchange(Some(req))).await,
+                Now::Async => Box::pin(c.exchange(None)).await,
             };
             match r {
                 Ok(true) => {}
@@ -191,8 +192,12 @@ impl Conn {
     }
 
     /// One request and its response. `Ok(true)`: keep the connection.
-    async fn exchange(&mut self) -> Result<bool, End> {
-        let req = self.read_head().await?;
+    /// `parsed`: its head, already read and taken off the buffer.
+    async fn exchange(&mut self, parsed: Option<Box<Request>>) -> Result<bool, End> {
+        let req = match parsed {
+            Some(req) => *req,
+            None => self.read_head().await?,
+        };
         let start = self.begin();
         let r = self.handle(&req).await;
         self.end(&req, start, r).await
@@ -225,9 +230,10 @@ impl Conn {
     }
 
     /// The exchange as far as it goes without waiting: a GET or HEAD without a body, its head
-    /// already received (or readable now), for a directory origin. `Async` (nothing taken
-    /// off the buffer) when it is anything else; `Rest` when the response needs writing that
-    /// may wait (a larger body, a socket that took part, a connection to close).
+    /// already received (or readable now), for a directory origin. `Parsed` (the head taken
+    /// off the buffer) for any other complete head; `Async` (nothing taken) when the head is
+    /// incomplete or refused; `Rest` when the response needs writing that may wait (a larger
+    /// body, a socket that took part, a connection to close).
     fn exchange_now(&mut self) -> Now {
         if self.viewer_tls {
             return Now::Async;
@@ -244,17 +250,17 @@ impl Conn {
             }
         }
         let (req, n) = match parse_request(&self.buf, &self.w.settings.limits) {
-            Ok(Parsed::Complete(req, n)) if req.body == BodyKind::None && !req.expect_continue => (req, n),
-            // Incomplete, refused or with a body: the general path (which parses it again).
+            Ok(Parsed::Complete(req, n)) => (req, n),
+            // Incomplete or refused: the general path reads on, or refuses it.
             _ => return Now::Async,
         };
-        if self.viewer_policy(&req).is_some() {
-            return Now::Async;
-        }
-        let Route::Static(i, path, query) = self.route(&req) else {
-            return Now::Async;
-        };
         self.buf.drain(..n);
+        let plain = req.body == BodyKind::None && !req.expect_continue && self.viewer_policy(&req).is_none();
+        let Some(Route::Static(i, path, query)) = plain.then(|| self.route(&req)) else {
+            // A body, a redirect policy, a custom origin or an error: the general path, with
+            // the request as parsed here.
+            return Now::Parsed(Box::new(req));
+        };
         let start = self.begin();
         let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
         let w = self.w.clone();
@@ -858,6 +864,8 @@ enum Now {
     Done(Result<bool, End>),
     /// The response's head (or all of it) is in `out`; sending may wait.
     Rest(Box<Rest>),
+    /// A complete head taken off the buffer, for the general path to serve.
+    Parsed(Box<Request>),
     /// Nothing taken: the general path serves this request.
     Async,
 }
