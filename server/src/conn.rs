@@ -21,6 +21,8 @@ const FLUSH_AT: usize = 64 * 1024;
 const CORK_MIN: usize = 64 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
+/// How long a connection accepted while shutting down may take to send its request.
+const SHUTDOWN_FIRST_READ: Duration = Duration::from_secs(1);
 /// Chunk size for streaming large files from disk.
 const FILE_CHUNK: usize = 256 * 1024;
 
@@ -175,6 +177,17 @@ impl Conn {
             s.keepalive_timeout
         };
         if self.w.waits.is_shut_down() {
+            // A connection taken from a closing listener's queue: its first request is
+            // answered (closing it unread would reset it); kept connections just close.
+            if !first {
+                return false;
+            }
+            let ready = monoio::time::timeout(wait.min(SHUTDOWN_FIRST_READ), self.stream.readable()).await;
+            if matches!(ready, Ok(Ok(()))) {
+                self.buf = self.w.take_buf();
+                self.out = self.w.take_buf();
+                return true;
+            }
             return false;
         }
         // A worker-wide sweeper ends idle waits (a monoio timer is 640 bytes; an entry in the

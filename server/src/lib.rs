@@ -146,8 +146,7 @@ impl Server {
         let keys = listen_keys(cfg);
         let parsed: Vec<(SocketAddr, bool)> = keys.iter().filter_map(|k| key_addr(k)).collect();
         let addrs: Vec<SocketAddr> = parsed.iter().map(|(a, _)| *a).collect();
-        let bound = runtime::listener::bind_all(&addrs, workers, driver == DriverKind::Epoll)
-            .map_err(StartError::Listen)?;
+        let bound = runtime::listener::bind_all(&addrs, workers).map_err(StartError::Listen)?;
         let viewer_tls = tls::server_config(cfg).map_err(StartError::ViewerTls)?;
 
         check_directories(cfg)?;
@@ -208,9 +207,12 @@ impl Server {
                             return;
                         }
                     };
+                    let legacy = driver == DriverKind::Epoll;
                     let main = async move {
-                        let _ = ready.send(Ok(id));
-                        runtime::worker::run(w, listeners, stop, reload).await;
+                        let up = move || {
+                            let _ = ready.send(Ok(id));
+                        };
+                        runtime::worker::run(w, listeners, stop, reload, legacy, up).await;
                     };
                     let built = match driver {
                         DriverKind::IoUring => runtime::ring::build(4096).map(|(mut rt, setup)| {
@@ -324,8 +326,7 @@ impl Server {
             .cloned()
             .collect();
         let added_addrs: Vec<SocketAddr> = added.iter().map(|(a, _)| *a).collect();
-        let bound = runtime::listener::bind_all(&added_addrs, self.workers, self.driver == DriverKind::Epoll)
-            .map_err(|e| e.to_string())?;
+        let bound = runtime::listener::bind_all(&added_addrs, self.workers).map_err(|e| e.to_string())?;
         let settings = settings_of(&new);
         let cfg = Arc::new(new.clone());
         {

@@ -1,5 +1,6 @@
 //! Threads, runtimes, listeners and the socket glue.
 
+pub mod accept;
 pub mod io;
 pub mod listener;
 pub mod ring;

@@ -3,9 +3,9 @@
 
 use crate::http::codec::Limits;
 use crate::router::Router;
+use crate::runtime::accept::Acceptor;
 use crate::runtime::wait::Waits;
 use crate::static_files::StaticOrigin;
-use monoio::net::TcpListener;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,27 +222,33 @@ struct Accepting {
 
 /// The worker's main task: accept on every listener until shutdown (applying reloads as they
 /// come), then drain.
+///
+/// The listeners start listening here, on the worker's thread, once the runtime is up;
+/// `ready` is called after that. `legacy`: the runtime runs the epoll driver.
 pub async fn run(
     w: Rc<Worker>,
     listeners: Vec<(std::net::SocketAddr, std::net::TcpListener, bool)>,
     stop: Arc<AtomicBool>,
     reload: Arc<ReloadBox>,
+    legacy: bool,
+    ready: impl FnOnce(),
 ) {
     let slot = Rc::new(RefCell::new(w.clone()));
     let mut accepts: Vec<Accepting> = Vec::new();
-    let listen = |accepts: &mut Vec<Accepting>, addr, l: std::net::TcpListener, tls: bool| {
-        match TcpListener::from_std(l) {
-            Ok(l) => {
-                let retire = Rc::new(event_listener::Event::new());
-                let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone(), tls));
-                accepts.push(Accepting { addr, retire, task });
-            }
-            Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
+    let listen = |accepts: &mut Vec<Accepting>, addr, l: std::net::TcpListener, tls: bool| match Acceptor::new(
+        l, legacy,
+    ) {
+        Ok(l) => {
+            let retire = Rc::new(event_listener::Event::new());
+            let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone(), tls));
+            accepts.push(Accepting { addr, retire, task });
         }
+        Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
     };
     for (addr, l, tls) in listeners {
         listen(&mut accepts, addr, l, tls);
     }
+    ready();
     let mut seen = reload.generation.load(Ordering::Acquire);
     // Ticks: the Date header once a second, log hand-over, idle deadlines, reloads, stop.
     loop {
@@ -300,7 +306,7 @@ pub async fn run(
 
 async fn accept_loop(
     slot: Rc<RefCell<Rc<Worker>>>,
-    listener: TcpListener,
+    listener: Acceptor,
     retire: Rc<event_listener::Event>,
     tls: bool,
 ) {
@@ -311,48 +317,11 @@ async fn accept_loop(
         let retired = retire.listen();
         let accepted = monoio::select! {
             r = listener.accept() => r,
-            _ = shutdown => return,
-            _ = retired => return,
+            _ = shutdown => break,
+            _ = retired => break,
         };
-        // The newest generation takes the connection.
-        let w = slot.borrow().clone();
         match accepted {
-            Ok((stream, _peer)) => {
-                if w.active.get() >= w.settings.max_connections {
-                    monoio::spawn(refuse(stream));
-                    continue;
-                }
-                w.active.set(w.active.get() + 1);
-                let m = &w.metrics;
-                m.add(&m.connections_total, 1);
-                m.connections_active
-                    .store(w.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
-                let guard = Active(w.clone());
-                if tls {
-                    monoio::spawn(async move {
-                        let w = guard.0.clone();
-                        let Some(config) = w.tls.clone() else { return };
-                        let deadline = Instant::now() + w.settings.header_timeout;
-                        // The handshake's flights go out at once, not after delayed ACKs.
-                        let _ = stream.set_nodelay(true);
-                        match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
-                            Ok(t) => {
-                                w.metrics.add(&w.metrics.tls_handshakes, 1);
-                                crate::conn::serve(guard, crate::runtime::viewer::Viewer::Tls(Box::new(t)))
-                                    .await;
-                            }
-                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        }
-                    });
-                } else {
-                    // The connection's future is the task itself: wrapping it in another
-                    // async block would store it twice (argument and awaited future).
-                    monoio::spawn(crate::conn::serve(
-                        guard,
-                        crate::runtime::viewer::Viewer::Plain(stream),
-                    ));
-                }
-            }
+            Ok(stream) => take(&slot, stream, tls),
             Err(e) => {
                 // EMFILE and friends: log at most once a second and back off a little.
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
@@ -361,6 +330,59 @@ async fn accept_loop(
                 }
                 monoio::time::sleep(Duration::from_millis(10)).await;
             }
+        }
+    }
+    // The listener closes when this returns: the connections queued on it are served
+    // rather than reset by the close.
+    for stream in listener.drain() {
+        take(&slot, stream, tls);
+    }
+}
+
+/// A connection just accepted: served by the newest generation, or refused when the worker
+/// is at `max_connections`.
+fn take(slot: &Rc<RefCell<Rc<Worker>>>, stream: std::net::TcpStream, tls: bool) {
+    let w = slot.borrow().clone();
+    let stream = match monoio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(worker = w.id, error = %e, "cannot register an accepted connection");
+            return;
+        }
+    };
+    if w.active.get() >= w.settings.max_connections {
+        monoio::spawn(refuse(stream));
+        return;
+    }
+    w.active.set(w.active.get() + 1);
+    let m = &w.metrics;
+    m.add(&m.connections_total, 1);
+    m.connections_active
+        .store(w.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
+    let guard = Active(w.clone());
+    {
+        if tls {
+            monoio::spawn(async move {
+                let w = guard.0.clone();
+                let Some(config) = w.tls.clone() else { return };
+                let deadline = Instant::now() + w.settings.header_timeout;
+                // The handshake's flights go out at once, not after delayed ACKs.
+                let _ = stream.set_nodelay(true);
+                match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
+                    Ok(t) => {
+                        w.metrics.add(&w.metrics.tls_handshakes, 1);
+                        crate::conn::serve(guard, crate::runtime::viewer::Viewer::Tls(Box::new(t))).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                }
+            });
+        } else {
+            // The connection's future is the task itself: wrapping it in another
+            // async block would store it twice (argument and awaited future).
+            monoio::spawn(crate::conn::serve(
+                guard,
+                crate::runtime::viewer::Viewer::Plain(stream),
+            ));
         }
     }
 }
