@@ -281,7 +281,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
-        if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        if !valid_field_value(value) {
             return Err(ParseError::Bad("invalid header value"));
         }
         headers.push((range_of(name), range_of(value)));
@@ -314,6 +314,10 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             host_count += 1;
+            if !valid_host(trim(value)) {
+                // RFC 9112 §3.2: 400 for a Host field with an invalid value.
+                return Err(ParseError::Bad("invalid Host"));
+            }
         }
     }
     if version == Version::Http11 && host_count != 1 {
@@ -362,6 +366,62 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
         },
         total,
     ))
+}
+
+/// RFC 9110 §5.5: a field value is visible characters, obs-text, spaces and tabs; no other
+/// control character (CR, LF and NUL included).
+fn valid_field_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// RFC 9110 §7.2: `Host = uri-host [ ":" port ]`, with uri-host an IP literal in brackets, an
+/// IPv4 address or a reg-name (RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims), and
+/// the port digits. Empty is allowed (a target without an authority).
+pub fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        let ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.' || b == b'v' || b == b'V');
+        if !ok {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&[][..], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &[][..]),
+        }
+    };
+    valid_reg_name(host) && port.iter().all(u8::is_ascii_digit)
+}
+
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        let b = name[i];
+        if b == b'%' {
+            match name.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        let ok = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 fn parse_content_length(v: &[u8]) -> Result<u64, ParseError> {
@@ -518,6 +578,39 @@ mod tests {
             400
         );
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\n(x): b\r\n\r\n").status(), 400);
+        // Host values (RFC 9110 §7.2, RFC 3986 §3.2.2); regression: `Host: a b` was forwarded.
+        for bad in [
+            "a b", "a\tb", "a/b", "a@b", "a:b:c", "a:8o", "[::1", "[::1]x", "[]", "a%2", "a%zz", "\"a\"",
+            "a\\b",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(err(req.as_bytes()).status(), 400, "Host: {bad}");
+        }
+        for good in [
+            "a",
+            "www.example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:443",
+            "a%20b",
+            "x_y-z~1",
+            "a:",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert!(complete(req.as_bytes()).0.keep_alive, "Host: {good}");
+        }
+        assert!(complete(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").0.keep_alive);
+        // Control characters in any field value (httparse lets obs-text through; so do we).
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n").status(),
+            400
+        );
+        assert!(
+            complete(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\xe9\tb\r\n\r\n")
+                .0
+                .keep_alive
+        );
         // missing / duplicate Host in 1.1
         assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n").status(), 400);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(), 400);
