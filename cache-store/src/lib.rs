@@ -29,10 +29,13 @@
 mod error;
 mod format;
 mod map;
+mod options;
 mod pages;
 mod recover;
+mod slab;
 mod store;
 
 pub use error::{Error, Result};
+pub use options::StoreOptions;
 pub use pages::page_cached;
-pub use store::{ReadGuard, Stats, Store, StoreOptions, WriteHandle, Writer};
+pub use store::{ReadGuard, Stats, Store, WriteHandle, Writer};

@@ -6,7 +6,8 @@
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::map::Map;
-use crate::store::{recovered_loc, Inner, Store, StoreOptions};
+use crate::options::StoreOptions;
+use crate::slab::{recovered_loc, Inner};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -24,7 +25,8 @@ fn format_err(path: &str, what: impl Into<String>) -> Error {
     }
 }
 
-pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
+/// Opens the slab described by `opts`: its shared state, index rebuilt, ready to be shared.
+pub(crate) fn open(opts: &StoreOptions) -> Result<Arc<Inner>> {
     let path = opts.path.display().to_string();
     if opts.segment_size < 64 * 1024 || !opts.segment_size.is_multiple_of(4096) {
         return Err(format_err(
@@ -156,7 +158,7 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Store> {
             });
         }
     });
-    Ok(Store { inner })
+    Ok(inner)
 }
 
 #[derive(Debug, Clone, Copy)]
