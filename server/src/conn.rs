@@ -1,14 +1,15 @@
 //! One client connection, as a sequence of named phases:
 //! wait (idle, no buffer held) → read head → read body → route → respond → write.
 
+use crate::context::{Active, Worker};
+use crate::exchange::ExchangeError;
 use crate::http::body::ChunkedDecoder;
-use crate::http::codec::{parse_request, BodyKind, ParseError, Parsed};
+use crate::http::codec::{parse_request, BodyKind, Parsed};
 use crate::http::response::simple;
 use crate::http::uri::{clean_path, split_target, PathError};
 use crate::http::{Method, Request, Status};
 use crate::router::Target;
 use crate::runtime::viewer::Viewer;
-use crate::runtime::worker::{Active, Worker};
 use crate::static_files::Body;
 use bytes::Bytes;
 use monoio::buf::IoBufMut;
@@ -53,7 +54,9 @@ enum End {
     Refused,
 }
 
-mod proxy;
+/// The phases of a request routed to a custom origin: key, lookup, hit, revalidate, collapse,
+/// fetch, relay and store, pass.
+mod caching;
 
 struct Conn {
     /// Counts this connection while it lives.
@@ -156,7 +159,9 @@ impl Conn {
         tracing::debug!(phase = phase.as_str(), "client timed out");
         if !self.w.waits.is_shut_down() {
             self.out.clear();
-            simple(&mut self.out, Status(408), "request timeout", false, false, &[]);
+            ExchangeError::ViewerTimeout(phase)
+                .answer()
+                .write_http1(&mut self.out, false, false, &[]);
             let _ = self.flush().await;
         }
     }
@@ -412,10 +417,8 @@ impl Conn {
                         keep_alive,
                         &[("Location", loc.as_bytes())],
                     ),
-                    None => simple(
+                    None => ExchangeError::HttpsRequired.answer().write_http1(
                         &mut self.out,
-                        status,
-                        "HTTPS is required",
                         req.method == Method::Head,
                         keep_alive,
                         &[],
@@ -440,7 +443,7 @@ impl Conn {
             return Ok(true);
         }
         // A refused request with a body we have not asked for: answer without reading it.
-        let reject_early = matches!(route, Route::Error(..) | Route::Method) && req.expect_continue;
+        let reject_early = matches!(route, Route::Error(..)) && req.expect_continue;
         if !reject_early {
             self.read_body(req).await?;
         }
@@ -448,24 +451,8 @@ impl Conn {
         let keep_alive = keep_alive && !reject_early && req.method != Method::Other;
         let head_only = req.method == Method::Head;
         let body = match route {
-            Route::Error(status, why) => {
-                simple(&mut self.out, status, why, head_only, keep_alive, &[]);
-                Body::None
-            }
-            Route::Method => {
-                let status = if req.method == Method::Other {
-                    Status(501)
-                } else {
-                    Status(405)
-                };
-                simple(
-                    &mut self.out,
-                    status,
-                    status.reason(),
-                    head_only,
-                    keep_alive,
-                    &[("Allow", b"GET, HEAD")],
-                );
+            Route::Error(e) => {
+                e.answer().write_http1(&mut self.out, head_only, keep_alive, &[]);
                 Body::None
             }
             Route::Options => {
@@ -531,17 +518,19 @@ impl Conn {
             if req.target() == b"*" && req.method == Method::Options {
                 return Route::Options;
             }
-            return Route::Error(Status(400), "invalid request target");
+            return Route::Error(ExchangeError::Target("invalid request target"));
         };
         let clean = match clean_path(path) {
             Ok(c) => c,
-            Err(PathError::Invalid(why)) => return Route::Error(Status(400), why),
-            Err(PathError::Escapes) => return Route::Error(Status(400), "path leaves the root"),
+            Err(PathError::Invalid(why)) => return Route::Error(ExchangeError::Target(why)),
+            Err(PathError::Escapes) => return Route::Error(ExchangeError::Target("path leaves the root")),
         };
         match self.w.router.route_behavior(clean.path.as_bytes()) {
             (Target::Static(i), _) => {
                 if !matches!(req.method, Method::Get | Method::Head) {
-                    return Route::Method;
+                    return Route::Error(ExchangeError::MethodNotServed {
+                        unknown: req.method == Method::Other,
+                    });
                 }
                 Route::Static(i, clean, query.to_vec())
             }
@@ -575,14 +564,16 @@ impl Conn {
         }
     }
 
-    fn refuse(&mut self, e: ParseError) -> End {
-        self.refuse_with(Status(e.status()), e.reason())
-    }
-
-    /// Answers with an error status and marks the connection for closing.
-    fn refuse_with(&mut self, status: Status, why: &str) -> End {
-        tracing::debug!(status = status.0, reason = why, "request refused");
-        simple(&mut self.out, status, why, false, false, &[]);
+    /// Answers with the error's status and marks the connection for closing.
+    fn refuse(&mut self, e: impl Into<ExchangeError>) -> End {
+        let e = e.into();
+        tracing::debug!(
+            status = e.status().0,
+            reason = e.reason(),
+            fault = e.fault().as_str(),
+            "request refused"
+        );
+        e.answer().write_http1(&mut self.out, false, false, &[]);
         End::Refused
     }
 
@@ -590,9 +581,9 @@ impl Conn {
     async fn read_body(&mut self, req: &Request) -> Result<(), End> {
         match self.take_body(req, None).await {
             Ok(()) => Ok(()),
-            Err(proxy::Forward::Viewer(e)) => Err(e),
+            Err(caching::Forward::Viewer(e)) => Err(e),
             // Nothing is sent anywhere without an origin connection.
-            Err(proxy::Forward::Origin(_)) => Err(End::Gone),
+            Err(caching::Forward::Origin(_)) => Err(End::Gone),
         }
     }
 
@@ -603,16 +594,14 @@ impl Conn {
         &mut self,
         req: &Request,
         mut to: Option<&mut crate::proxy::upstream::UpConn>,
-    ) -> Result<(), proxy::Forward> {
-        use proxy::Forward;
+    ) -> Result<(), caching::Forward> {
+        use caching::Forward;
         let max = self.w.settings.max_body_bytes;
         let timeout = self.w.settings.body_timeout;
         let mut dec = match req.body {
             BodyKind::None => return Ok(()),
             BodyKind::Length(n) if n > max => {
-                return Err(Forward::Viewer(
-                    self.refuse_with(Status(413), "request body too large"),
-                ))
+                return Err(Forward::Viewer(self.refuse(ExchangeError::BodyTooLarge)))
             }
             BodyKind::Length(_) => None,
             BodyKind::Chunked => Some(ChunkedDecoder::new()),
@@ -635,14 +624,14 @@ impl Conn {
                     loop {
                         let step = match dec.step(&self.buf[used..]) {
                             Ok(s) => s,
-                            Err(e) => return Err(Forward::Viewer(self.refuse_with(Status(400), e.0))),
+                            Err(e) => {
+                                return Err(Forward::Viewer(self.refuse(ExchangeError::BodyFraming(e.0))))
+                            }
                         };
                         total += step.data.len() as u64;
                         used += step.consumed;
                         if total + dec.remaining_in_chunk() > max {
-                            return Err(Forward::Viewer(
-                                self.refuse_with(Status(413), "request body too large"),
-                            ));
+                            return Err(Forward::Viewer(self.refuse(ExchangeError::BodyTooLarge)));
                         }
                         if dec.is_done() || step.consumed == 0 {
                             break;
@@ -855,8 +844,8 @@ impl Conn {
 }
 
 enum Route {
-    Error(Status, &'static str),
-    Method,
+    /// Refused before any origin: a bad target, or a method a directory origin does not serve.
+    Error(ExchangeError),
     Options,
     Static(usize, crate::http::uri::CleanPath, Vec<u8>),
     /// Origin index, behavior index, raw path, query.

@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod conn;
+pub mod context;
 pub mod error;
+pub mod exchange;
 pub mod http;
 pub mod notify;
 pub mod observe;
@@ -17,9 +19,9 @@ pub mod runtime;
 pub mod static_files;
 pub mod tls;
 
+use crate::context::{Settings, Worker};
 use crate::http::codec::Limits;
 use crate::router::{PathPattern, Router, Target};
-use crate::runtime::worker::{Settings, Worker};
 use crate::static_files::{StaticOptions, StaticOrigin};
 use config::{Config, Driver};
 pub use error::StartError;
@@ -552,7 +554,7 @@ fn build_worker(
         .chain(cfg.behaviors.iter())
         .map(|b| b.viewer_protocol_policy)
         .collect();
-    let extras = runtime::worker::Extras {
+    let extras = context::Extras {
         proxy,
         metrics,
         log: sink.map(|s| Rc::new(observe::LogBuffer::new(s, include_cookies))),

@@ -3,6 +3,8 @@
 //! revalidation, stale serving, and pass-through of uncacheable methods.
 
 use super::{Conn, End};
+use crate::context::Worker;
+use crate::exchange::ExchangeError;
 use crate::http::codec::BodyKind;
 use crate::http::conditional::{evaluate, if_range_allows, parse_range, Precondition, RangeSpec};
 use crate::http::response::simple;
@@ -13,7 +15,6 @@ use crate::proxy::meta::{Kind, Meta};
 use crate::proxy::policy::{self, CacheControl, ResponseFacts};
 use crate::proxy::upstream::{parse_head, BodyReader, Framing, Head, OriginClient, UpConn, UpstreamError};
 use crate::proxy::{now_ms, BehaviorRt, ProxyWorker};
-use crate::runtime::worker::Worker;
 use bytes::Bytes;
 use cache_store::ReadGuard;
 use std::rc::Rc;
@@ -100,27 +101,20 @@ impl Conn {
         });
         let Some((px, client, b)) = parts else {
             self.read_body(req).await?;
-            simple(
-                &mut self.out,
-                Status(502),
-                "origin not available",
-                head_only,
-                keep_alive,
-                &[],
-            );
+            ExchangeError::OriginUnavailable
+                .answer()
+                .write_http1(&mut self.out, head_only, keep_alive, &[]);
             return Ok(keep_alive);
         };
         let extension = req.method == Method::Other && b.allowed.is_all();
         if !b.allowed.contains(req.method) && !extension {
             self.read_body(req).await?;
-            let allow = b.allowed.names();
-            simple(
+            let allow = b.allowed.names().to_string();
+            ExchangeError::MethodNotAllowed { allow }.answer().write_http1(
                 &mut self.out,
-                Status(403),
-                "method not allowed by this cache behavior",
                 head_only,
                 keep_alive,
-                &[("Allow", allow.as_bytes())],
+                &[],
             );
             return Ok(keep_alive);
         }
@@ -231,7 +225,7 @@ impl Conn {
                     }
                 }
                 drop(leader);
-                return self.origin_error(req, px, e.status(), keep_alive).await;
+                return self.origin_error(req, px, e.into(), keep_alive).await;
             }
         };
         if let Some(f) = stale {
@@ -374,7 +368,10 @@ impl Conn {
                         // Nothing of it reached the viewer: a clean 502 instead.
                         self.out.clear();
                         drop(leader);
-                        return self.origin_error(req, px, 502, false).await.map(|_| false);
+                        return self
+                            .origin_error(req, px, ExchangeError::OriginCutShort, false)
+                            .await
+                            .map(|_| false);
                     }
                     // The viewer has part of it: close without completing the framing.
                     let _ = self.flush().await;
@@ -473,7 +470,7 @@ impl Conn {
         let framing = match req.body {
             BodyKind::None => None,
             BodyKind::Length(n) if n > self.w.settings.max_body_bytes => {
-                return Err(self.refuse_with(Status(413), "request body too large"))
+                return Err(self.refuse(ExchangeError::BodyTooLarge))
             }
             BodyKind::Length(n) => Some(Some(n)),
             BodyKind::Chunked => Some(None),
@@ -496,7 +493,7 @@ impl Conn {
                 }
                 Err(e) => {
                     tracing::warn!(origin = %client.id, error = %e, "origin request failed");
-                    return self.origin_error(req, px, e.status(), keep_alive).await;
+                    return self.origin_error(req, px, e.into(), keep_alive).await;
                 }
             }
         } else {
@@ -506,13 +503,13 @@ impl Conn {
                 Err(e) => {
                     tracing::warn!(origin = %client.id, error = %e, "origin request failed");
                     self.read_body(req).await?;
-                    return self.origin_error(req, px, e.status(), keep_alive).await;
+                    return self.origin_error(req, px, e.into(), keep_alive).await;
                 }
             };
             if let Err(e) = up.write_all(head).await {
                 tracing::warn!(origin = %client.id, error = %e, "origin request failed");
                 self.read_body(req).await?;
-                return self.origin_error(req, px, 502, keep_alive).await;
+                return self.origin_error(req, px, e.into(), keep_alive).await;
             }
             up
         };
@@ -522,7 +519,7 @@ impl Conn {
                 Forward::Viewer(end) => Err(end),
                 Forward::Origin(e) => {
                     tracing::warn!(origin = %client.id, error = %e, "origin request failed");
-                    self.origin_error(req, px, e.status(), false).await.map(|_| false)
+                    self.origin_error(req, px, e.into(), false).await.map(|_| false)
                 }
             };
         }
@@ -536,7 +533,7 @@ impl Conn {
             }
             Err(e) => {
                 tracing::warn!(origin = %client.id, error = %e, "origin request failed");
-                self.origin_error(req, px, e.status(), keep_alive).await
+                self.origin_error(req, px, e.into(), keep_alive).await
             }
         }
     }
@@ -615,14 +612,9 @@ impl Conn {
             }
         }
         if status == 412 {
-            simple(
-                &mut self.out,
-                Status(412),
-                "precondition failed",
-                head_only,
-                keep_alive,
-                &[],
-            );
+            ExchangeError::PreconditionFailed
+                .answer()
+                .write_http1(&mut self.out, head_only, keep_alive, &[]);
             return Ok(keep_alive);
         }
         let out = &mut self.out;
@@ -780,23 +772,19 @@ impl Conn {
         &mut self,
         req: &Request,
         px: &ProxyWorker,
-        code: u16,
+        e: ExchangeError,
         keep_alive: bool,
     ) -> Result<bool, End> {
-        if let Some(page) = px.error_page(code).filter(|p| p.page_path.is_some()) {
-            let page = page.clone();
-            return self.custom_error_page(req, px, &page, code, keep_alive).await;
+        let code = e.status().0;
+        if e.takes_error_page() {
+            if let Some(page) = px.error_page(code).filter(|p| p.page_path.is_some()) {
+                let page = page.clone();
+                return self.custom_error_page(req, px, &page, code, keep_alive).await;
+            }
         }
         let head_only = req.method == Method::Head;
-        let why = if code == 504 {
-            "origin timed out"
-        } else {
-            "origin unreachable or invalid"
-        };
-        simple(
+        e.answer().write_http1(
             &mut self.out,
-            Status(code),
-            why,
             head_only,
             keep_alive,
             &[

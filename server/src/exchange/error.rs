@@ -1,0 +1,269 @@
+//! Why an exchange ends in an error, and the one place that turns that into a status.
+//!
+//! Every refusal and failure on the request path is an [`ExchangeError`]: who is at fault
+//! (the viewer, the origin, this server, or its configuration), whether a client may retry,
+//! and the status and reason a viewer is given ([`ExchangeError::status`]). Codecs write the
+//! answer in their own framing from [`ErrorAnswer`]; custom error pages (`error_responses`)
+//! are applied by the caller for the faults that allow them ([`ExchangeError::takes_error_page`]).
+
+use crate::http::codec::ParseError;
+use crate::http::Status;
+use crate::proxy::upstream::UpstreamError;
+
+/// Who caused an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request, or the viewer's connection.
+    Viewer,
+    /// The origin: unreachable, slow, or answering something unusable.
+    Origin,
+    /// This server.
+    Internal,
+    /// The distribution's configuration (e.g. a behavior whose origin is not available).
+    Configuration,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Viewer => "viewer",
+            Fault::Origin => "origin",
+            Fault::Internal => "internal",
+            Fault::Configuration => "configuration",
+        }
+    }
+}
+
+/// The phase a viewer ran out of time in.
+pub use crate::conn::Phase as TimeoutPhase;
+
+/// An exchange that cannot be answered normally.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// The request head is malformed or not supported (400, 414, 431, 501, 505).
+    Request(ParseError),
+    /// The request body's chunked framing is malformed.
+    BodyFraming(&'static str),
+    /// The request body is larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// The request target is not a usable path.
+    Target(&'static str),
+    /// The viewer sent nothing, or too little, in time.
+    ViewerTimeout(TimeoutPhase),
+    /// `viewer_protocol_policy = "https-only"` on a plain-HTTP request.
+    HttpsRequired,
+    /// A method a directory origin does not serve (405), or an unknown one (501).
+    MethodNotServed { unknown: bool },
+    /// A method the cache behavior does not allow; `allow` lists the ones it does.
+    MethodNotAllowed { allow: String },
+    /// A precondition (`If-Match`, `If-Unmodified-Since`) failed on a stored object.
+    PreconditionFailed,
+    /// The behavior's origin is not available (not configured for proxying).
+    OriginUnavailable,
+    /// The origin failed before a response could be relayed.
+    Origin(UpstreamError),
+    /// The origin's response was cut short before any of it reached the viewer.
+    OriginCutShort,
+    /// Too many open connections on this worker.
+    Overloaded,
+}
+
+impl ExchangeError {
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        use ExchangeError as E;
+        match self {
+            E::Request(_)
+            | E::BodyFraming(_)
+            | E::BodyTooLarge
+            | E::Target(_)
+            | E::ViewerTimeout(_)
+            | E::HttpsRequired
+            | E::MethodNotServed { .. }
+            | E::MethodNotAllowed { .. }
+            | E::PreconditionFailed => Fault::Viewer,
+            E::Origin(_) | E::OriginCutShort => Fault::Origin,
+            E::OriginUnavailable => Fault::Configuration,
+            E::Overloaded => Fault::Internal,
+        }
+    }
+
+    /// Whether the viewer may send the same request again and expect another outcome.
+    pub fn retry_allowed(&self) -> bool {
+        use ExchangeError as E;
+        match self {
+            E::ViewerTimeout(_) | E::Origin(_) | E::OriginCutShort | E::Overloaded => true,
+            E::Request(_)
+            | E::BodyFraming(_)
+            | E::BodyTooLarge
+            | E::Target(_)
+            | E::HttpsRequired
+            | E::MethodNotServed { .. }
+            | E::MethodNotAllowed { .. }
+            | E::PreconditionFailed
+            | E::OriginUnavailable => false,
+        }
+    }
+
+    /// The status a viewer is given.
+    pub fn status(&self) -> Status {
+        use ExchangeError as E;
+        Status(match self {
+            E::Request(p) => p.status(),
+            E::BodyFraming(_) | E::Target(_) => 400,
+            E::BodyTooLarge => 413,
+            E::ViewerTimeout(_) => 408,
+            E::HttpsRequired | E::MethodNotAllowed { .. } => 403,
+            E::MethodNotServed { unknown: true } => 501,
+            E::MethodNotServed { unknown: false } => 405,
+            E::PreconditionFailed => 412,
+            E::OriginUnavailable | E::OriginCutShort => 502,
+            E::Origin(e) => e.status(),
+            E::Overloaded => 503,
+        })
+    }
+
+    /// The short text of the answer's body.
+    pub fn reason(&self) -> &'static str {
+        use ExchangeError as E;
+        match self {
+            E::Request(p) => p.reason(),
+            E::BodyFraming(why) | E::Target(why) => why,
+            E::BodyTooLarge => "request body too large",
+            E::ViewerTimeout(_) => "request timeout",
+            E::HttpsRequired => "HTTPS is required",
+            E::MethodNotServed { unknown: true } => "Not Implemented",
+            E::MethodNotServed { unknown: false } => "Method Not Allowed",
+            E::MethodNotAllowed { .. } => "method not allowed by this cache behavior",
+            E::PreconditionFailed => "precondition failed",
+            E::OriginUnavailable => "origin not available",
+            E::Origin(UpstreamError::Timeout) => "origin timed out",
+            E::Origin(_) | E::OriginCutShort => "origin unreachable or invalid",
+            E::Overloaded => "too many connections",
+        }
+    }
+
+    /// Whether a configured custom error page (`error_responses`) replaces the plain answer:
+    /// for origin failures, as CloudFront does.
+    pub fn takes_error_page(&self) -> bool {
+        self.fault() == Fault::Origin
+    }
+
+    /// Whether the connection is closed after the answer whatever the request asked: the
+    /// request's framing can no longer be trusted, or its body was not read.
+    pub fn closes(&self) -> bool {
+        use ExchangeError as E;
+        matches!(
+            self,
+            E::Request(_) | E::BodyFraming(_) | E::BodyTooLarge | E::ViewerTimeout(_) | E::Overloaded
+        )
+    }
+
+    /// The answer, framing left to the codec.
+    pub fn answer(&self) -> ErrorAnswer {
+        let allow: Option<Vec<u8>> = match self {
+            ExchangeError::MethodNotAllowed { allow } => Some(allow.clone().into_bytes()),
+            ExchangeError::MethodNotServed { .. } => Some(b"GET, HEAD".to_vec()),
+            _ => None,
+        };
+        ErrorAnswer {
+            status: self.status(),
+            reason: self.reason(),
+            allow,
+        }
+    }
+}
+
+impl From<ParseError> for ExchangeError {
+    fn from(e: ParseError) -> Self {
+        ExchangeError::Request(e)
+    }
+}
+
+impl From<UpstreamError> for ExchangeError {
+    fn from(e: UpstreamError) -> Self {
+        ExchangeError::Origin(e)
+    }
+}
+
+/// A plain error answer: status, a text body, and the `Allow` field when one applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorAnswer {
+    pub status: Status,
+    pub reason: &'static str,
+    pub allow: Option<Vec<u8>>,
+}
+
+impl ErrorAnswer {
+    /// Writes the answer as an HTTP/1.1 response (the codec's framing), with `extra` fields.
+    pub fn write_http1(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool, extra: &[(&str, &[u8])]) {
+        let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(extra.len() + 1);
+        if let Some(a) = &self.allow {
+            fields.push(("Allow", a));
+        }
+        fields.extend_from_slice(extra);
+        crate::http::response::simple(out, self.status, self.reason, head_only, keep_alive, &fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_error_has_one_status_fault_and_retry_rule() {
+        use ExchangeError as E;
+        let cases: Vec<(E, u16, Fault, bool)> = vec![
+            (E::Request(ParseError::UriTooLong), 414, Fault::Viewer, false),
+            (E::Request(ParseError::Bad("x")), 400, Fault::Viewer, false),
+            (E::BodyFraming("bad chunk"), 400, Fault::Viewer, false),
+            (E::BodyTooLarge, 413, Fault::Viewer, false),
+            (E::Target("invalid request target"), 400, Fault::Viewer, false),
+            (E::ViewerTimeout(TimeoutPhase::Head), 408, Fault::Viewer, true),
+            (E::HttpsRequired, 403, Fault::Viewer, false),
+            (E::MethodNotServed { unknown: true }, 501, Fault::Viewer, false),
+            (E::MethodNotServed { unknown: false }, 405, Fault::Viewer, false),
+            (
+                E::MethodNotAllowed { allow: "GET".into() },
+                403,
+                Fault::Viewer,
+                false,
+            ),
+            (E::PreconditionFailed, 412, Fault::Viewer, false),
+            (E::OriginUnavailable, 502, Fault::Configuration, false),
+            (E::Origin(UpstreamError::Timeout), 504, Fault::Origin, true),
+            (E::Origin(UpstreamError::Closed), 502, Fault::Origin, true),
+            (E::OriginCutShort, 502, Fault::Origin, true),
+            (E::Overloaded, 503, Fault::Internal, true),
+        ];
+        for (e, status, fault, retry) in cases {
+            assert_eq!(e.status().0, status, "{e:?}");
+            assert_eq!(e.fault(), fault, "{e:?}");
+            assert_eq!(e.retry_allowed(), retry, "{e:?}");
+            assert_eq!(e.takes_error_page(), fault == Fault::Origin, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn answers_carry_allow_where_it_applies() {
+        let e = ExchangeError::MethodNotAllowed {
+            allow: "GET, HEAD".into(),
+        };
+        let mut out = Vec::new();
+        e.answer()
+            .write_http1(&mut out, false, true, &[("X-Cache", b"Error from slabfront")]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+        assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
+        assert!(text.contains("\r\nX-Cache: Error from slabfront\r\n"), "{text}");
+        assert!(
+            text.ends_with("method not allowed by this cache behavior\n"),
+            "{text}"
+        );
+        assert!(ExchangeError::Origin(UpstreamError::Timeout)
+            .answer()
+            .allow
+            .is_none());
+    }
+}
