@@ -1418,21 +1418,36 @@ async fn read_response_head(
     client: &OriginClient,
     head_request: bool,
 ) -> Result<Head, UpstreamError> {
+    // The whole head within `read_timeout`, not each read: an origin dripping a byte at a
+    // time, or sending interim responses without end, would otherwise hold the exchange.
+    let deadline = Instant::now() + client.read_timeout;
+    let mut interim = 0;
     loop {
         if !up.buf.is_empty() {
             if let Some((h, n)) = parse_head(&up.buf, head_request)? {
                 up.buf.drain(..n);
                 if (100..200).contains(&h.status) {
+                    interim += 1;
+                    if interim > MAX_INTERIM_RESPONSES {
+                        return Err(UpstreamError::Invalid("too many interim responses"));
+                    }
                     continue;
                 }
                 return Ok(h);
             }
         }
-        if up.read_more(client.read_timeout).await? == 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(UpstreamError::Timeout);
+        }
+        if up.read_more(left).await? == 0 {
             return Err(UpstreamError::Closed);
         }
     }
 }
+
+/// Interim (1xx) responses taken before an origin's final one; more is a fault.
+const MAX_INTERIM_RESPONSES: usize = 16;
 
 /// stale-while-revalidate: one background refresh per object.
 fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Option<std::net::SocketAddr>) {
