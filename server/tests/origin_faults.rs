@@ -363,3 +363,73 @@ fn an_endless_body_stops_being_fetched_when_the_viewer_leaves() {
         "the origin is still being read after the viewer left"
     );
 }
+
+/// A TLS origin whose certificate is trusted as a root but names another host, or has
+/// expired: the handshake fails, the viewer gets a 502, and the origin never sees a request.
+#[test]
+fn tls_origins_with_a_wrong_name_or_an_expired_certificate_are_502s() {
+    use util::origin::{Origin, Reply, Seen};
+    let make = |names: &[&str], expired: bool| {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der().clone()], der)
+                .unwrap();
+        (Arc::new(config), cert.pem())
+    };
+    for (what, names, expired) in [
+        ("wrong name", &["other.test"][..], false),
+        ("expired", &["localhost"][..], true),
+    ] {
+        let (config, pem) = make(names, expired);
+        let origin = Origin::start_tls(config, |_r: &Seen| {
+            Reply::ok(b"secret", &[("Cache-Control", "max-age=60")])
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pem).unwrap();
+        let cfg = format!(
+            r#"
+[server]
+listen = ["127.0.0.1:0"]
+workers = 1
+[admin]
+listen = "127.0.0.1:0"
+[[origins]]
+id = "secure"
+domain_name = "localhost"
+https_port = {port}
+protocol = "https-only"
+ca_file = "{ca}"
+[default_cache_behavior]
+target_origin = "secure"
+[cache]
+path = "{cache}"
+size = "64MiB"
+"#,
+            port = origin.port,
+            ca = ca.display(),
+            cache = dir.path().join("slab").display()
+        );
+        let s = TestServer::start_config(dir, &cfg);
+        let r = s.get("/tls", &[]);
+        assert_eq!(r.status, 502, "{what}");
+        assert_eq!(
+            origin.count(),
+            0,
+            "{what}: a request went over an unverified connection"
+        );
+        assert!(metric(&s, "tls") >= 1, "{what}");
+    }
+}
