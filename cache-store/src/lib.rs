@@ -14,6 +14,21 @@
 //! [`Store::file`]): the kernel keeps referencing those pages after the call, so segments
 //! whose pages were lent get fresh ones before they are written again (see `pages`).
 //!
+//! Disk faults are errors and misses, never a dead process. The file's blocks are all
+//! allocated when it is opened (`fallocate`; on a file system without it a new slab is written
+//! through with zeros once), so a disk that fills up later cannot fail writes into it, and a
+//! slab the disk cannot hold fails [`Store::open`] with [`Error::NoSpace`] naming the path, the
+//! bytes missing and the space free. A write the file still does not take makes the object
+//! not admitted. A page of the mapping the kernel cannot supply (a read error, or the file
+//! truncated under the process) would be SIGBUS: a process-wide handler maps zeros over the
+//! page instead, for slab mappings only, and from then on every hit is verified against its
+//! checksum before it is handed out, no body is lent to `sendfile`, and a file found shorter
+//! than its mapping disables the slab until restart. Bodies read from the file
+//! ([`Store::read_range`], `sendfile`) meet a truncated file as short reads, which are errors.
+//! A body already handed out can still turn to zeros under its reader;
+//! [`ReadGuard::intact`] says whether it did. Every such error is counted
+//! ([`Stats::io_errors`]) and logged with `tracing`, at most once a minute per kind.
+//!
 //! ```
 //! # fn main() -> Result<(), cache_store::Error> {
 //! let dir = tempfile::tempdir().unwrap();
@@ -27,6 +42,7 @@
 //! ```
 
 mod error;
+mod fault;
 mod format;
 mod map;
 mod options;

@@ -1,7 +1,9 @@
 //! The shared mapping of the slab file: the only code that touches its memory directly.
 //!
-//! Contract (upheld by `store`): the file is ours (flock) and never truncated while mapped;
-//! every access is bounds-checked here; a region is written only by the one writer that owns
+//! Contract (upheld by `store`): the file is ours (flock) and, by us, never truncated while
+//! mapped (should someone else truncate it, or the disk fail under it, the access that meets
+//! it sees a page of zeros instead of dying of SIGBUS, see `fault`, and [`Map::faults`]
+//! counts it); every access is bounds-checked here; a region is written only by the one writer that owns
 //! it (its open segment run) or, for metadata slots and flags, under the index shard's lock;
 //! a region is reused only after every reader of it is gone (segment reader counts).
 #![allow(unsafe_code)]
@@ -43,6 +45,9 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
 const PWRITE_MIN: usize = 16 * 1024;
 
 pub struct Map {
+    /// Declared first so that it is dropped, and the mapping unregistered, before `raw`
+    /// unmaps it.
+    faults: Option<crate::fault::Registration>,
     raw: MmapRaw,
     /// The mapped file (the same open file description as the store's).
     file: std::fs::File,
@@ -60,6 +65,7 @@ impl Map {
         let _ = raw.advise(memmap2::Advice::Random);
         let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random);
         Map {
+            faults: crate::fault::register(raw.as_ptr(), raw.len()),
             raw,
             file,
             first,
@@ -69,6 +75,11 @@ impl Map {
 
     pub fn len(&self) -> u64 {
         self.raw.len() as u64
+    }
+
+    /// Faults met in the mapping so far (pages the kernel could not supply, now zeros).
+    pub fn faults(&self) -> u64 {
+        self.faults.as_ref().map_or(0, |r| r.faults())
     }
 
     fn check(&self, off: u64, len: u64) -> usize {
@@ -99,18 +110,21 @@ impl Map {
         unsafe { copy_bytes(self.raw.as_ptr().add(o), out.as_mut_ptr(), out.len()) }
     }
 
-    /// Writes bytes into a range the caller owns.
+    /// Writes bytes into a range the caller owns. An error when `pwrite` fails, or when the
+    /// mapping faulted meanwhile (the bytes may then be in memory only, or nowhere): the
+    /// caller must not commit what it wrote.
     ///
     /// # Safety
     /// The caller must own `off..off+data.len()` exclusively: no reader holds it and no other
     /// writer writes it.
-    pub unsafe fn write(&self, off: u64, data: &[u8]) {
+    pub unsafe fn write(&self, off: u64, data: &[u8]) -> std::io::Result<()> {
         let o = self.check(off, data.len() as u64);
-        if data.len() >= PWRITE_MIN && self.pwrite(off, data).is_ok() {
-            return;
+        if data.len() >= PWRITE_MIN {
+            // No retry through the mapping: a write the file cannot take is an error here,
+            // where through the mapping it would be SIGBUS.
+            return self.pwrite(off, data);
         }
-        // Small writes, or a pwrite that failed: through the mapping (a write the file cannot
-        // take is then SIGBUS, as for every write before pwrite was used).
+        let before = self.faults();
         let dst = self.raw.as_mut_ptr().wrapping_add(o);
         let (d, s) = (dst as usize, data.as_ptr() as usize);
         assert!(
@@ -119,12 +133,26 @@ impl Map {
         );
         // SAFETY: in bounds; exclusive per the caller's contract; the source does not overlap
         // the range (asserted above).
-        unsafe { copy_bytes(data.as_ptr(), dst, data.len()) }
+        unsafe { copy_bytes(data.as_ptr(), dst, data.len()) };
+        if self.faults() != before {
+            return Err(std::io::Error::other(
+                "the slab's mapping faulted (file truncated, or a page the disk could not supply)",
+            ));
+        }
+        Ok(())
     }
 
     /// `pwrite`, split at segment boundaries.
     fn pwrite(&self, mut off: u64, mut data: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
+        // A file truncated under us would be extended again by the write (sparse, under a
+        // mapping that has lost its pages): refuse instead. One fstat per write of 16 KiB
+        // or more.
+        if self.file.metadata()?.len() < self.len() {
+            return Err(std::io::Error::other(
+                "the slab file is shorter than its mapping (truncated)",
+            ));
+        }
         while !data.is_empty() {
             let to_boundary = if off < self.first {
                 self.first - off
@@ -207,7 +235,7 @@ mod tests {
         f.set_len(8192).unwrap();
         let m = Map::new(MmapRaw::map_raw(&f).unwrap(), f.try_clone().unwrap(), 4096, 4096);
         // SAFETY: single-threaded test owns the whole mapping.
-        unsafe { m.write(100, b"hello") };
+        unsafe { m.write(100, b"hello") }.unwrap();
         // SAFETY: no concurrent writers in this test.
         assert_eq!(unsafe { m.slice(100, 5) }, b"hello");
         m.atomic_u32(200).store(7, Ordering::Release);
@@ -231,7 +259,7 @@ mod tests {
         // From inside the file header over three segment boundaries.
         for off in [1000u64, 60_000] {
             // SAFETY: single-threaded test owns the whole mapping.
-            unsafe { m.write(off, &data) };
+            unsafe { m.write(off, &data) }.unwrap();
             // SAFETY: no concurrent writers in this test.
             let back = unsafe { m.slice(off, data.len() as u64) };
             assert!(back == &data[..], "at {off}");
@@ -256,7 +284,7 @@ mod tests {
                 let data = &src[from..from + len];
                 let off = (data.as_ptr() as usize + delta) % 4096 + 8192;
                 // SAFETY: single-threaded test owns the whole mapping.
-                unsafe { m.write(off as u64, data) };
+                unsafe { m.write(off as u64, data) }.unwrap();
                 let mut back = vec![0u8; len];
                 m.copy_out(off as u64, &mut back);
                 assert!(back == data, "delta {delta} len {len}");

@@ -26,6 +26,58 @@ fn format_err(path: &str, what: impl Into<String>) -> Error {
 }
 
 /// Opens the slab described by `opts`: its shared state, index rebuilt, ready to be shared.
+/// Makes sure every block of the slab file (`size` bytes) is allocated, or says how much
+/// space is missing.
+///
+/// `fallocate`, else, on a file system that has none, a new file is written through with
+/// zeros once (which takes a while for a large slab, but is what allocates the blocks there;
+/// a copy-on-write file system may still need space for later writes, which then fail as
+/// counted errors, see `slab`). An existing file on such a file system is taken as it is:
+/// it was written through when this build made it.
+fn preallocate(file: &std::fs::File, size: u64, fresh: bool, path: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let st = rustix::fs::fstatvfs(file).map_err(|e| io(path)(e.into()))?;
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    let allocated = file.metadata().map_err(io(path))?.blocks().saturating_mul(512);
+    let no_space = || {
+        if fresh {
+            // Leave no half-allocated slab behind: the next start should try afresh.
+            let _ = file.set_len(0);
+        }
+        Error::NoSpace {
+            path: path.to_string(),
+            needed: size.saturating_sub(allocated),
+            available,
+        }
+    };
+    if size.saturating_sub(allocated) > available {
+        return Err(no_space());
+    }
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSPC) => Err(no_space()),
+        Err(rustix::io::Errno::OPNOTSUPP) if !fresh => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            use std::os::unix::fs::FileExt;
+            let zeros = vec![0u8; 1 << 20];
+            let mut off = 0;
+            while off < size {
+                let n = (size - off).min(zeros.len() as u64) as usize;
+                if let Err(e) = file.write_all_at(&zeros[..n], off) {
+                    return Err(if e.raw_os_error() == Some(libc::ENOSPC) {
+                        no_space()
+                    } else {
+                        io(path)(e)
+                    });
+                }
+                off += n as u64;
+            }
+            file.sync_all().map_err(io(path))
+        }
+        Err(e) => Err(io(path)(e.into())),
+    }
+}
+
 pub(crate) fn open(opts: &StoreOptions) -> Result<Arc<Inner>> {
     let path = opts.path.display().to_string();
     if opts.segment_size < 64 * 1024 || !opts.segment_size.is_multiple_of(4096) {
@@ -63,29 +115,6 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Arc<Inner>> {
     let len = file.metadata().map_err(io(&path))?.len();
     let fresh = len == 0;
     let header = if fresh {
-        let st = rustix::fs::fstatvfs(&file).map_err(|e| io(&path)(e.into()))?;
-        let available = st.f_bavail.saturating_mul(st.f_frsize);
-        if available < opts.size {
-            return Err(Error::NoSpace {
-                path,
-                needed: opts.size,
-                available,
-            });
-        }
-        match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, opts.size) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::NOSPC) => {
-                let _ = file.set_len(0);
-                return Err(Error::NoSpace {
-                    path,
-                    needed: opts.size,
-                    available,
-                });
-            }
-            // Filesystems without fallocate: a sparse file of the right size.
-            Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(opts.size).map_err(io(&path))?,
-            Err(e) => return Err(io(&path)(e.into())),
-        }
         FileHeader {
             file_size: opts.size,
             segment_size: opts.segment_size,
@@ -120,6 +149,11 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Arc<Inner>> {
         }
         h
     };
+    // Every block of the file is allocated now, for a new file and for an existing one (a
+    // slab made sparse by an older build gets its holes filled; its size was checked above):
+    // writes into the slab, through the mapping or not, then never need space the disk may
+    // no longer have.
+    preallocate(&file, opts.size, fresh, &path)?;
     let raw = memmap2::MmapOptions::new()
         .len(opts.size as usize)
         .map_raw(&file)
@@ -132,7 +166,7 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<Arc<Inner>> {
     );
     if fresh {
         // SAFETY: nobody else has the mapping yet.
-        unsafe { map.write(0, &header.encode()) };
+        unsafe { map.write(0, &header.encode()) }.map_err(io(&path))?;
         map.flush().map_err(io(&path))?;
     }
     let runs = find_runs(&map, &header);
@@ -217,17 +251,7 @@ fn scan_run(inner: &Inner, r: &Run, purge_before: u64) {
         if hdr.flags & FLAG_DELETED != 0 || r.seq < purge_before {
             continue;
         }
-        // SAFETY: recovery runs before the store is shared: nothing writes the mapping.
-        let key = unsafe { inner.map.slice(pos + ENTRY_HEADER, u64::from(hdr.key_len)) };
-        // SAFETY: as above.
-        let body = unsafe { inner.map.slice(pos + hdr.body_offset(), hdr.body_len) };
-        let mut content = crc32fast::Hasher::new();
-        content.update(key);
-        content.update(body);
-        let mut h = crc32fast::Hasher::new();
-        h.update(&hdr.crc_fields());
-        h.update(&content.finalize().to_le_bytes());
-        if h.finalize() != hdr.crc || key_hash(key) != hdr.key_hash {
+        if !inner.entry_intact(pos, &hdr) {
             corrupt += 1;
             continue;
         }

@@ -7,6 +7,14 @@
 //! sees the reader (and leaves the run alone until `readers` drops to zero), or the reader
 //! sees the new generation (and reports a miss). So no byte is overwritten while a guard on it
 //! lives.
+//!
+//! Disk faults (see `fault`): a write the file does not take is an error and the entry is not
+//! committed; a page of the mapping the kernel could not supply reads as zeros from then on.
+//! Once the mapping has faulted, every hit is verified against its checksum before it is
+//! handed out and no body is lent to `sendfile` (the mapping and the file may now differ);
+//! if the file was found shorter than the mapping, the slab is disabled until restart
+//! (every lookup a miss, every write refused). Each kind of error is counted (`io_errors`)
+//! and logged, at most once a minute per kind.
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
@@ -26,6 +34,33 @@ pub(crate) struct Counters {
     pub(crate) expired: AtomicU64,
     pub(crate) corrupt: AtomicU64,
     pub(crate) reinserted: AtomicU64,
+    pub(crate) io_errors: AtomicU64,
+}
+
+/// The kinds of I/O error that are logged, each at most once a minute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IoKind {
+    /// A write to the slab file (`pwrite`, or through the mapping) failed.
+    Write,
+    /// A reused range could not be given fresh pages (`fallocate`).
+    Refresh,
+    /// A page of the mapping could not be supplied (SIGBUS, handled).
+    Fault,
+    /// The slab file is shorter than its mapping.
+    Truncated,
+}
+
+impl IoKind {
+    const ALL: usize = 4;
+
+    fn as_str(self) -> &'static str {
+        match self {
+            IoKind::Write => "write",
+            IoKind::Refresh => "refresh",
+            IoKind::Fault => "fault",
+            IoKind::Truncated => "truncated",
+        }
+    }
 }
 
 /// Per-segment shared state (meaningful on run heads).
@@ -95,6 +130,12 @@ pub(crate) struct Inner {
     pub(crate) purge_epoch: AtomicU64,
     /// How reused ranges get fresh pages; `None`: bodies are never lent.
     pub(crate) refresh: Option<crate::pages::Refresh>,
+    /// The mapping's fault count as last noticed (`notice_faults`).
+    seen_faults: AtomicU64,
+    /// The file was found shorter than the mapping: nothing is read or written any more.
+    disabled: AtomicBool,
+    /// When each kind of I/O error was last logged (seconds since the epoch, 0: never).
+    logged: [AtomicU64; IoKind::ALL],
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -144,7 +185,100 @@ impl Inner {
             invalidations: AtomicU64::new(0),
             purge_epoch: AtomicU64::new(0),
             refresh,
+            seen_faults: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
+            logged: Default::default(),
         }
+    }
+
+    /// Counts an I/O error on the slab and logs it, at most once a minute per kind.
+    pub(crate) fn io_error(&self, kind: IoKind, n: u64, what: &dyn std::fmt::Display) {
+        let total = self.counters.io_errors.fetch_add(n, Ordering::Relaxed) + n;
+        let now = now_secs().max(1);
+        let last = &self.logged[kind as usize];
+        let prev = last.load(Ordering::Relaxed);
+        if (prev == 0 || now >= prev + 60)
+            && last
+                .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(
+                path = %self.path,
+                kind = kind.as_str(),
+                io_errors = total,
+                "slab I/O error: {what}; the object is a miss (logged at most once a minute per kind)"
+            );
+        }
+    }
+
+    /// Writes into the slab, counting and logging a failure.
+    ///
+    /// # Safety
+    /// As [`Map::write`]: the caller owns the range exclusively.
+    pub(crate) unsafe fn write(&self, off: u64, data: &[u8]) -> Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { self.map.write(off, data) }.map_err(|e| {
+            self.io_error(IoKind::Write, 1, &e);
+            Error::Io {
+                path: self.path.clone(),
+                source: e,
+            }
+        })
+    }
+
+    /// Whether the slab is disabled (its file was truncated under it). Cheap: one atomic
+    /// load when nothing new has faulted; otherwise notices the new faults first.
+    pub(crate) fn disabled(&self) -> bool {
+        let f = self.map.faults();
+        if f != self.seen_faults.load(Ordering::Relaxed) {
+            self.notice_faults(f);
+        }
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Counts faults not yet counted, and disables the slab when its file has shrunk.
+    #[cold]
+    fn notice_faults(&self, f: u64) {
+        let prev = self.seen_faults.fetch_max(f, Ordering::AcqRel);
+        if f <= prev {
+            return;
+        }
+        self.io_error(
+            IoKind::Fault,
+            f - prev,
+            &format_args!(
+                "{} page(s) of the mapping could not be read or written (now zeros in memory)",
+                f - prev
+            ),
+        );
+        let len = self.file.metadata().map(|m| m.len());
+        if len.as_ref().map_or(true, |&l| l < self.map.len()) && !self.disabled.swap(true, Ordering::SeqCst) {
+            let what = match len {
+                Ok(l) => format!(
+                    "the file is {l} bytes, its mapping {}: it was truncated; the slab is disabled until restart",
+                    self.map.len()
+                ),
+                Err(e) => format!("{e}; the slab is disabled until restart"),
+            };
+            self.io_error(IoKind::Truncated, 1, &what);
+        }
+    }
+
+    /// Whether an entry's key and body still match its checksum, read through the mapping.
+    /// The caller keeps the entry's run from being reused (pinned, or not yet shared).
+    pub(crate) fn entry_intact(&self, off: u64, hdr: &EntryHeader) -> bool {
+        // SAFETY: the caller pins the run (or recovery runs before the store is shared), and a
+        // committed entry's key and body never change.
+        let key = unsafe { self.map.slice(off + ENTRY_HEADER, u64::from(hdr.key_len)) };
+        // SAFETY: as above.
+        let body = unsafe { self.map.slice(off + hdr.body_offset(), hdr.body_len) };
+        let mut content = crc32fast::Hasher::new();
+        content.update(key);
+        content.update(body);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&hdr.crc_fields());
+        h.update(&content.finalize().to_le_bytes());
+        h.finalize() == hdr.crc && key_hash(key) == hdr.key_hash
     }
 
     /// The segment holding an absolute file offset.
@@ -332,9 +466,10 @@ impl Inner {
     }
 
     pub(crate) fn free_run(&self, a: &mut Alloc, head: usize, len: usize) {
-        // Forget the run on disk too, so recovery never revisits evicted entries.
+        // Forget the run on disk too, so recovery never revisits evicted entries. (Should that
+        // fail, recovery may find them again: valid entries, merely old; the error is counted.)
         // SAFETY: the run is free: no writer owns it and no reader holds it.
-        unsafe { self.map.write(self.seg_offset(head), &[0u8; SEG_HEADER as usize]) };
+        let _ = unsafe { self.write(self.seg_offset(head), &[0u8; SEG_HEADER as usize]) };
         for i in head..head + len {
             a.state[i] = State::Free;
             a.run_head[i] = i;
@@ -374,9 +509,12 @@ impl Inner {
                 // run is not handed out.
                 let how = self.refresh.ok_or(Error::Full)?;
                 let (off, len) = (self.seg_offset(start), n as u64 * self.seg_size);
-                crate::pages::refresh(&self.file, how, off, len).map_err(|e| Error::Io {
-                    path: self.path.clone(),
-                    source: e,
+                crate::pages::refresh(&self.file, how, off, len).map_err(|e| {
+                    self.io_error(IoKind::Refresh, 1, &e);
+                    Error::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    }
                 })?;
                 for i in start..start + n {
                     self.segs[i].lent.store(false, Ordering::SeqCst);
@@ -393,7 +531,11 @@ impl Inner {
             a.head = (start + n) % self.segments;
             let hdr = SegHeader { seq, run: n as u32 };
             // SAFETY: the run was just allocated to this caller alone.
-            unsafe { self.map.write(self.seg_offset(start), &hdr.encode()) };
+            if let Err(e) = unsafe { self.write(self.seg_offset(start), &hdr.encode()) } {
+                // Not handed out: free again, its header (if any of it landed) forgotten.
+                self.free_run(&mut a, start, n);
+                return Err(e);
+            }
             return Ok((start, seq));
         }
         Err(Error::Full)

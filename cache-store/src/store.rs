@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::options::StoreOptions;
-use crate::slab::{now_secs, Inner, Loc};
+use crate::slab::{now_secs, Inner, IoKind, Loc};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -21,6 +21,10 @@ pub struct Stats {
     pub expired: u64,
     pub corrupt_skipped: u64,
     pub reinserted: u64,
+    /// I/O errors on the slab: writes the file did not take (the object was not admitted),
+    /// ranges that could not be given fresh pages, and pages of the mapping the kernel could
+    /// not supply (a read error, or the file truncated under the process; see the crate docs).
+    pub io_errors: u64,
 }
 
 /// A handle to an open slab; cheap to clone, shared by all workers.
@@ -67,10 +71,11 @@ impl Store {
             inner.counters.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        if !inner.pin(seg, gen) {
+        if inner.disabled() || !inner.pin(seg, gen) {
             inner.counters.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let faults = inner.map.faults();
         let guard = ReadGuard {
             inner: self.inner.clone(),
             seg,
@@ -78,6 +83,7 @@ impl Store {
             hdr,
             meta: Vec::new(),
             expires_at,
+            faults,
         };
         // SAFETY: pinned; committed entries are immutable apart from flags and meta slots.
         let stored_key = unsafe { inner.map.slice(off + ENTRY_HEADER, u64::from(hdr.key_len)) };
@@ -89,15 +95,7 @@ impl Store {
             drop(guard);
             inner.counters.expired.fetch_add(1, Ordering::Relaxed);
             inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-            let mut shard = inner.shard(h).write().unwrap_or_else(|e| e.into_inner());
-            if shard.get(&h).is_some_and(|l| l.off == off && l.gen == gen) {
-                if let Some(l) = shard.remove(&h) {
-                    inner
-                        .counters
-                        .bytes_used
-                        .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
-                }
-            }
+            self.unindex(h, off, gen);
             return None;
         }
         let Some((_, _, exp, meta)) = inner.read_meta(off, &hdr) else {
@@ -105,11 +103,35 @@ impl Store {
             inner.counters.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
+        // Once the mapping has faulted, pages of it may read as zeros, or (written by pwrite
+        // since) differ from the file: a hit is verified before it is handed out. Before
+        // any fault, entries were verified when recovered or written by this process.
+        if inner.map.faults() != 0 && (inner.disabled() || !inner.entry_intact(off, &hdr)) {
+            drop(guard);
+            inner.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+            inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+            self.unindex(h, off, gen);
+            return None;
+        }
         inner.counters.hits.fetch_add(1, Ordering::Relaxed);
         let mut guard = guard;
         guard.meta = meta;
         guard.expires_at = exp;
         Some(guard)
+    }
+
+    /// Drops the index entry for hash `h` if it is still the one at `off` in generation `gen`.
+    fn unindex(&self, h: u64, off: u64, gen: u64) {
+        let inner = &self.inner;
+        let mut shard = inner.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if shard.get(&h).is_some_and(|l| l.off == off && l.gen == gen) {
+            if let Some(l) = shard.remove(&h) {
+                inner
+                    .counters
+                    .bytes_used
+                    .fetch_sub(l.hdr.total_len(), Ordering::Relaxed);
+            }
+        }
     }
 
     /// A writer for one thread. Each writer appends to segments of its own.
@@ -143,7 +165,9 @@ impl Store {
             // SAFETY: metadata slots are written only under this shard's write lock, here while
             // the run is pinned; readers of the inactive slot verify its checksum and fall
             // back to the active one.
-            unsafe { inner.map.write(l.off + l.hdr.slot_offset(1 - active), &bytes) };
+            if unsafe { inner.write(l.off + l.hdr.slot_offset(1 - active), &bytes) }.is_err() {
+                return false;
+            }
             l.expires_at.store(expires_at, Ordering::Relaxed);
             true
         });
@@ -195,7 +219,7 @@ impl Store {
             let mut hdr = inner.header.lock().unwrap_or_else(|e| e.into_inner());
             hdr.purge_before = seq;
             // SAFETY: the file header is written only under this mutex.
-            unsafe { inner.map.write(0, &hdr.encode()) };
+            unsafe { inner.write(0, &hdr.encode()) }?;
         }
         inner.purge_epoch.fetch_add(1, Ordering::SeqCst);
         for shard in &inner.shards {
@@ -210,6 +234,8 @@ impl Store {
 
     /// Counters and occupancy.
     pub fn stats(&self) -> Stats {
+        // Faults not yet noticed by a lookup or a write are counted now.
+        self.inner.disabled();
         let c = &self.inner.counters;
         Stats {
             bytes_used: c.bytes_used.load(Ordering::Relaxed),
@@ -226,6 +252,7 @@ impl Store {
             expired: c.expired.load(Ordering::Relaxed),
             corrupt_skipped: c.corrupt.load(Ordering::Relaxed),
             reinserted: c.reinserted.load(Ordering::Relaxed),
+            io_errors: c.io_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -275,9 +302,19 @@ pub struct ReadGuard {
     hdr: EntryHeader,
     meta: Vec<u8>,
     expires_at: u64,
+    /// The mapping's fault count when the object was looked up.
+    faults: u64,
 }
 
 impl ReadGuard {
+    /// Whether no page of the slab's mapping has faulted since this object was looked up.
+    /// A fault (a read error, or the file truncated under the process) turns the page into
+    /// zeros: a caller that copies [`body`](Self::body) out of the mapping and must not pass
+    /// on wrong bytes checks this after the copy, and treats `false` as a failed read.
+    pub fn intact(&self) -> bool {
+        self.inner.map.faults() == self.faults
+    }
+
     /// The body, straight from the mapping.
     pub fn body(&self) -> &[u8] {
         // SAFETY: the run is pinned for the guard's life, and committed bodies never change.
@@ -321,6 +358,10 @@ impl ReadGuard {
     /// (then send a copy, from [`ReadGuard::body`]). Call it before the send, guard held.
     pub fn lend_body(&self) -> Option<u64> {
         self.inner.refresh?;
+        // After a fault the mapping (whose bytes were verified) and the file may differ.
+        if self.inner.map.faults() != 0 {
+            return None;
+        }
         let start = self.body_offset();
         if self.hdr.body_len > 0 {
             let last = start + self.hdr.body_len - 1;
@@ -397,6 +438,13 @@ impl Writer {
             size: key.len() as u64,
             capacity: u64::from(u32::MAX),
         })?;
+        if self.inner.disabled() {
+            return Err(Error::Io {
+                path: self.inner.path.clone(),
+                source: std::io::Error::other("the slab is disabled: its file was truncated"),
+            });
+        }
+        let faults = self.inner.map.faults();
         let fixed = entry_len(key_len, meta_cap, 0);
         let need = fixed + size_hint.unwrap_or(0);
         self.ensure(need)?;
@@ -416,12 +464,10 @@ impl Writer {
         let inner = &self.inner;
         // SAFETY: `start..start+fixed` is inside the run this writer owns (ensure checked).
         unsafe {
-            inner.map.write(start, &[0u8; ENTRY_HEADER as usize]);
-            inner.map.write(start + ENTRY_HEADER, key);
-            inner.map.write(start + hdr.slot_offset(0), &slot_a);
-            inner
-                .map
-                .write(start + hdr.slot_offset(1), &[0u8; SLOT_HEADER as usize]);
+            inner.write(start, &[0u8; ENTRY_HEADER as usize])?;
+            inner.write(start + ENTRY_HEADER, key)?;
+            inner.write(start + hdr.slot_offset(0), &slot_a)?;
+            inner.write(start + hdr.slot_offset(1), &[0u8; SLOT_HEADER as usize])?;
         }
         let mut crc = crc32fast::Hasher::new();
         crc.update(key);
@@ -431,6 +477,7 @@ impl Writer {
             hdr,
             crc,
             expires_at,
+            faults,
         })
     }
 
@@ -445,13 +492,14 @@ impl Writer {
     ) -> Result<WriteHandle<'static>> {
         let mut owned = Box::new(self);
         let h = owned.begin(key, meta, expires_at, size_hint)?;
-        let (start, hdr, crc, expires_at) = (h.start, h.hdr, h.crc, h.expires_at);
+        let (start, hdr, crc, expires_at, faults) = (h.start, h.hdr, h.crc, h.expires_at, h.faults);
         Ok(WriteHandle {
             w: WriterRef::Owned(owned),
             start,
             hdr,
             crc,
             expires_at,
+            faults,
         })
     }
 
@@ -502,9 +550,22 @@ impl Writer {
         if let (Some((from, len)), Some(_)) = (carry, &old) {
             // SAFETY: both ranges belong to this writer (old run still open, new run just
             // allocated); they never overlap because the new run was free.
-            unsafe {
+            let carried = unsafe {
                 let bytes = inner.map.slice(from, len).to_vec();
-                inner.map.write(run.pos, &bytes);
+                inner.write(run.pos, &bytes)
+            };
+            if let Err(e) = carried {
+                // Both runs are given up (sealed: the old one keeps what it committed, the new
+                // one holds nothing); the entry in progress is lost, and so are the reinsertions.
+                if let Some(o) = old {
+                    inner.seal(o.head);
+                }
+                inner.seal(run.head);
+                let dropped = reinsert.len() as u64;
+                inner.counters.evictions.fetch_add(dropped, Ordering::Relaxed);
+                reinsert.clear();
+                self.reinsert = reinsert;
+                return Err(e);
             }
             moved_to = run.pos;
             run.pos += len;
@@ -527,11 +588,15 @@ impl Writer {
                 hdr.seg_seq = seq;
                 let off = run.pos;
                 // SAFETY: inside the new run, owned by this writer.
-                unsafe {
-                    inner.map.write(off + 4, &hdr.encode_body());
+                let written = unsafe {
                     inner
-                        .map
-                        .write(off + ENTRY_HEADER, &bytes[ENTRY_HEADER as usize..]);
+                        .write(off + 4, &hdr.encode_body())
+                        .and_then(|()| inner.write(off + ENTRY_HEADER, &bytes[ENTRY_HEADER as usize..]))
+                };
+                if written.is_err() {
+                    // Not committed (no magic): the next entry goes over it.
+                    inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
                 inner.map.atomic_u32(off).store(ENTRY_MAGIC, Ordering::Release);
                 let expires = inner.read_meta(off, &hdr).map_or(0, |m| m.2);
@@ -604,6 +669,9 @@ pub struct WriteHandle<'w> {
     hdr: EntryHeader,
     crc: crc32fast::Hasher,
     expires_at: u64,
+    /// The mapping's fault count when the object was begun: a fault meanwhile may have
+    /// swallowed some of its bytes, so it is not committed.
+    faults: u64,
 }
 
 impl WriteHandle<'_> {
@@ -628,8 +696,7 @@ impl WriteHandle<'_> {
         unsafe {
             self.w
                 .inner
-                .map
-                .write(self.start + body_at + self.hdr.body_len, data)
+                .write(self.start + body_at + self.hdr.body_len, data)?
         };
         self.crc.update(data);
         self.hdr.body_len = new_len;
@@ -647,9 +714,25 @@ impl WriteHandle<'_> {
         let run = self.w.run.as_mut().ok_or(Error::Full)?;
         let off = self.start;
         // SAFETY: the header range is inside the run this writer owns.
-        unsafe { inner.map.write(off + 4, &self.hdr.encode_body()) };
+        unsafe { inner.write(off + 4, &self.hdr.encode_body()) }?;
+        let faulted = || {
+            (inner.map.faults() != self.faults).then(|| {
+                let e = std::io::Error::other("the slab's mapping faulted while the object was written");
+                inner.io_error(IoKind::Write, 1, &e);
+                Error::Io {
+                    path: inner.path.clone(),
+                    source: e,
+                }
+            })
+        };
+        if let Some(e) = faulted() {
+            return Err(e);
+        }
         inner.map.atomic_u32(off).store(ENTRY_MAGIC, Ordering::Release);
         run.pos = off + self.hdr.total_len();
+        if let Some(e) = faulted() {
+            return Err(e);
+        }
         let head = run.head;
         let seq = run.seq;
         let gen = inner.segs[head].gen.load(Ordering::SeqCst);
