@@ -396,6 +396,12 @@ pub fn prometheus(
                 s.corrupt_skipped,
             ),
             (
+                "slabfront_slab_io_errors_total",
+                "counter",
+                "I/O errors on the slab (failed writes, unreadable or truncated pages): misses, not crashes.",
+                s.io_errors,
+            ),
+            (
                 "slabfront_invalidations_total",
                 "counter",
                 "Invalidation requests completed.",
