@@ -22,7 +22,7 @@ const PATHS: usize = 60;
 fn body(path: &str, version: u32) -> Vec<u8> {
     let i: usize = path.trim_start_matches("/o").parse().unwrap_or(0);
     // Every tenth object is large: filled by streaming, sent from the slab by the file path.
-    let len = if i % 10 == 0 {
+    let len = if i.is_multiple_of(10) {
         1_500_000
     } else {
         500 + (i * 7919) % 60_000
@@ -162,7 +162,7 @@ size = "64MiB"
             }));
         }
         // Invalidations: a new version at the origin, then the edge told.
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             let path = format!("/o{}", rng.below(10));
             let next = {
                 let mut v = versions.lock().unwrap();
