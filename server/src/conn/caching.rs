@@ -699,8 +699,8 @@ impl Conn {
                     } else {
                         // Hot: one send straight from the mapping (it copies the bytes into
                         // the socket before it returns).
-                        let bytes = Bytes::from_owner(f.guard).slice(a..b);
-                        self.send_out(bytes).await?;
+                        let guard = Mapped::new(f.guard);
+                        self.send_mapped(&guard, a, b, true).await?;
                     }
                 } else {
                     // Larger or colder bodies go window by window, residency checked before
@@ -740,7 +740,7 @@ impl Conn {
         let base = guard.body_offset();
         // Resident windows go to a plain viewer by sendfile (see the hot path in `hit`).
         let lent = !through_buffers && !self.viewer_tls && guard.lend_body().is_some();
-        let bytes = Bytes::from_owner(guard);
+        let guard = Mapped::new(guard);
         let store = &px.shared.store;
         let mut at = a;
         while at < b {
@@ -752,9 +752,12 @@ impl Conn {
                 at = end;
                 continue;
             }
-            let window = if resident {
-                bytes.slice(at..end)
-            } else {
+            if resident {
+                self.send_mapped(&guard, at, end, end == b).await?;
+                at = end;
+                continue;
+            }
+            let window = {
                 let data = px.shared.prefetch.read(off, len).await.map_err(|e| {
                     tracing::warn!(error = %e, offset = off, "slab read failed; closing the connection");
                     End::Gone
@@ -765,6 +768,38 @@ impl Conn {
             at = end;
         }
         Ok(())
+    }
+
+    /// Bytes `a..b` of a stored body, sent from the mapping. The slab may fault under a send
+    /// (a read error, the file truncated): the faulting page then reads as zeros and the
+    /// guard stops being intact. So a response's last byte leaves only after the check: a
+    /// small body is copied out and checked before it is sent; a larger one is sent but for
+    /// its last byte, checked, then finished. A fault closes the connection with the
+    /// response incomplete, never complete with wrong bytes.
+    async fn send_mapped(&mut self, guard: &Mapped, a: usize, b: usize, last: bool) -> Result<(), End> {
+        let fault = |g: &Mapped| {
+            if g.0.intact() {
+                Ok(())
+            } else {
+                tracing::warn!("slab read fault under a send; closing the connection");
+                Err(End::Gone)
+            }
+        };
+        if !last {
+            self.send_out(Bytes::from_owner(guard.clone()).slice(a..b))
+                .await?;
+            return fault(guard);
+        }
+        if b - a <= COPY_CHECKED_MAX {
+            self.out.extend_from_slice(&guard.as_ref()[a..b]);
+            fault(guard)?;
+            return self.flush().await;
+        }
+        self.send_out(Bytes::from_owner(guard.clone()).slice(a..b - 1))
+            .await?;
+        let tail = Bytes::copy_from_slice(&guard.as_ref()[b - 1..b]);
+        fault(guard)?;
+        self.send_out(tail).await
     }
 
     /// 502/504 for an origin that failed, or the configured error page.
@@ -845,6 +880,26 @@ impl Conn {
         let body = if head_only { Bytes::new() } else { body };
         self.send_out(body).await?;
         Ok(keep_alive)
+    }
+}
+
+/// Bodies up to this size are copied out of the mapping (and checked) before they are sent.
+const COPY_CHECKED_MAX: usize = 16 * 1024;
+
+/// A read guard shared by the windows sent from it, so it can still be asked whether the
+/// mapping faulted once the bytes are out.
+#[derive(Clone)]
+struct Mapped(std::sync::Arc<ReadGuard>);
+
+impl Mapped {
+    fn new(g: ReadGuard) -> Mapped {
+        Mapped(std::sync::Arc::new(g))
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self.0.body()
     }
 }
 
