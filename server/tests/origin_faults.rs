@@ -433,3 +433,40 @@ size = "64MiB"
         assert!(metric(&s, "tls") >= 1, "{what}");
     }
 }
+
+/// Every waiter of a collapsed fill is answered when the fill fails: none hangs, none gets a
+/// complete-looking response, and the failed object is not stored.
+#[test]
+fn waiters_of_a_failed_collapsed_fill_are_all_answered() {
+    let o = scripted(|n| {
+        if n == 0 {
+            vec![
+                Step::Send([head("Content-Length: 100000\r\n"), vec![b'x'; 1000]].concat()),
+                Step::Sleep(Duration::from_millis(500)),
+                Step::Reset,
+            ]
+        } else {
+            let body = b"fresh".to_vec();
+            vec![Step::Send([head(&format!("Content-Length: {}\r\n", body.len())), body].concat())]
+        }
+    });
+    let s = Arc::new(start(o.port));
+    let viewers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || fetch(&s, "/collapsed"))
+        })
+        .collect();
+    for v in viewers {
+        let (r, took) = v.join().unwrap();
+        let status = status_of(&r);
+        assert!(took < Duration::from_secs(5), "a waiter took {took:?}");
+        assert!(
+            status == 502 || status == 504 || (status == 200 && (cut_short(&r, 100_000) || r.ends_with(b"fresh"))),
+            "{}",
+            String::from_utf8_lossy(&r[..r.len().min(300)])
+        );
+    }
+    let again = s.get("/collapsed", &[]);
+    assert_eq!(again.body, b"fresh", "the failed fill was stored");
+}
