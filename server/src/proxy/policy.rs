@@ -1,5 +1,15 @@
 //! Caching decisions (RFC 9111 with CloudFront's TTL rules), as plain functions over header
 //! values: what a response's TTL is, whether it may be stored, how old a stored one is.
+//!
+//! Edges of the RFCs handled here:
+//! - `Age` (RFC 9111 §5.1, [`age`]): the first member of a list or of repeated lines is used;
+//!   a value that is not a non-negative integer is ignored, never taken as "very old".
+//! - Targeted cache control (RFC 9213, [`CacheControl::parse_targeted`], [`directives`]):
+//!   `CDN-Cache-Control` is an RFC 8941 Dictionary, parsed with the `sfv` crate. When it is
+//!   valid and not empty it decides, and `Cache-Control` and `Expires` are ignored; when it is
+//!   not a valid Dictionary or a known directive has the wrong type, the whole field is ignored.
+//!   It is forwarded downstream unchanged (a shield tier or another CDN in front obeys it too);
+//!   only `Surrogate-Control` is consumed here ([`consumed_here`]).
 
 use crate::http::codec::trim;
 
@@ -56,6 +66,59 @@ impl CacheControl {
         any.then_some(cc)
     }
 
+    /// A targeted cache-control field (RFC 9213 §2.1), such as `CDN-Cache-Control`: its lines
+    /// joined (RFC 8941 §4.2) and parsed as a Structured Field Dictionary. `None` (the field is
+    /// ignored) when there is no line, the value is empty, it is not a valid Dictionary, or a
+    /// directive this cache knows has a value of the wrong type (`max-age` that is not a
+    /// non-negative Integer, `no-store` that is not a Boolean, ...). Parameters and unknown
+    /// directives are ignored; `private` and `no-cache` may carry a String of field names and
+    /// then apply to the whole response, as in `Cache-Control`.
+    pub fn parse_targeted<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<CacheControl> {
+        let mut joined = Vec::new();
+        for v in values {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(v);
+        }
+        if trim(&joined).is_empty() {
+            return None;
+        }
+        let dict: sfv::Dictionary = sfv::Parser::new(&joined)
+            .with_version(sfv::Version::Rfc8941)
+            .parse()
+            .ok()?;
+        let mut cc = CacheControl::default();
+        for (name, entry) in &dict {
+            let sfv::ListEntry::Item(item) = entry else {
+                // An inner list is never a valid argument of a known directive.
+                if is_known_directive(name.as_str()) {
+                    return None;
+                }
+                continue;
+            };
+            let v = &item.bare_item;
+            let flag = || v.as_boolean();
+            let secs = || v.as_integer().map(i64::from).and_then(|n| u64::try_from(n).ok());
+            let field_list = || flag().or_else(|| v.as_string().map(|_| true));
+            match name.as_str() {
+                "no-store" => cc.no_store = flag()?,
+                "no-cache" => cc.no_cache = field_list()?,
+                "private" => cc.private = field_list()?,
+                "public" => cc.public = flag()?,
+                "must-revalidate" => cc.must_revalidate = flag()?,
+                "proxy-revalidate" => cc.proxy_revalidate = flag()?,
+                "must-understand" => cc.must_understand = flag()?,
+                "max-age" => cc.max_age = Some(secs()?),
+                "s-maxage" => cc.s_maxage = Some(secs()?),
+                "stale-while-revalidate" => cc.stale_while_revalidate = Some(secs()?),
+                "stale-if-error" => cc.stale_if_error = Some(secs()?),
+                _ => {}
+            }
+        }
+        Some(cc)
+    }
+
     /// One directive. No whitespace is allowed around `=` (RFC 9111 §5.2): a directive
     /// written with it is ignored.
     fn apply(&mut self, d: &[u8]) {
@@ -98,6 +161,91 @@ impl CacheControl {
             }
         }
     }
+}
+
+/// Response directives [`CacheControl::parse_targeted`] checks the type of.
+fn is_known_directive(name: &str) -> bool {
+    matches!(
+        name,
+        "no-store"
+            | "no-cache"
+            | "private"
+            | "public"
+            | "must-revalidate"
+            | "proxy-revalidate"
+            | "must-understand"
+            | "max-age"
+            | "s-maxage"
+            | "stale-while-revalidate"
+            | "stale-if-error"
+    )
+}
+
+/// Which field a response's caching directives came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `CDN-Cache-Control` (RFC 9213): `Cache-Control` and `Expires` are ignored.
+    Cdn,
+    /// `Surrogate-Control` directives aimed at this cache.
+    Surrogate,
+    /// `Cache-Control` (with `Expires` beside it).
+    CacheControl,
+}
+
+/// The caching directives of a response (received or stored) and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    pub cc: CacheControl,
+    pub from: Source,
+}
+
+impl Directives {
+    /// Whether `Expires` counts: not when a targeted field decides (RFC 9213 §2.1).
+    pub fn uses_expires(&self) -> bool {
+        self.from != Source::Cdn
+    }
+}
+
+/// The caching directives this cache obeys for a response: a valid, non-empty
+/// `CDN-Cache-Control` (RFC 9213), else the `Surrogate-Control` directives aimed at
+/// `surrogate_token`, else `Cache-Control`.
+pub fn directives(headers: &[(String, Vec<u8>)], surrogate_token: &str) -> Directives {
+    use super::fields::values;
+    if let Some(cc) = CacheControl::parse_targeted(values(headers, "cdn-cache-control")) {
+        return Directives {
+            cc,
+            from: Source::Cdn,
+        };
+    }
+    if let Some(cc) = CacheControl::parse_surrogate(values(headers, "surrogate-control"), surrogate_token) {
+        return Directives {
+            cc,
+            from: Source::Surrogate,
+        };
+    }
+    Directives {
+        cc: CacheControl::parse(values(headers, "cache-control")),
+        from: Source::CacheControl,
+    }
+}
+
+/// Response fields this cache consumes and does not send downstream (`lname` lowercase):
+/// `Surrogate-Control`. `CDN-Cache-Control` is not among them: it goes on unchanged, so that
+/// the next cache in a chain (a shield in front of an edge, another CDN) obeys it too.
+pub fn consumed_here(lname: &str) -> bool {
+    lname == "surrogate-control"
+}
+
+/// The `Age` a response carries (RFC 9111 §5.1), from every line of the field: the first
+/// member of a list or of repeated lines, if it is a non-negative integer (an overflowing one
+/// saturates); `None` when there is none or it is invalid (negative, fractional, with junk
+/// before or after), and an invalid `Age` is ignored rather than taken as "very old".
+pub fn age<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<u64> {
+    let first = values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .find(|m| !m.is_empty())?;
+    parse_delta(first)
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -336,6 +484,136 @@ mod tests {
         let mut f = facts(200, "max-age=60");
         f.vary_star = true;
         assert_eq!(ttl(&f, T), None);
+    }
+
+    fn lines(v: &[&str]) -> Vec<(String, Vec<u8>)> {
+        v.iter()
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.to_string(), v.trim().as_bytes().to_vec())
+            })
+            .collect()
+    }
+
+    fn age_of(v: &[&str]) -> Option<u64> {
+        let h = lines(v);
+        age(crate::proxy::fields::values(&h, "age"))
+    }
+
+    #[test]
+    fn age_is_the_first_member_and_an_invalid_one_is_ignored() {
+        assert_eq!(age_of(&["Age: 30"]), Some(30));
+        assert_eq!(age_of(&["Age:  30 "]), Some(30), "whitespace around is no junk");
+        assert_eq!(age_of(&[]), None);
+        // A list: its first member.
+        assert_eq!(age_of(&["Age: 10, 20"]), Some(10));
+        assert_eq!(age_of(&["Age: 20,10"]), Some(20));
+        assert_eq!(age_of(&["Age: , 7"]), Some(7), "empty list elements do not count");
+        // Repeated lines: the first line's.
+        assert_eq!(age_of(&["Age: 10", "Age: 20"]), Some(10));
+        assert_eq!(age_of(&["Age: 20", "age: 10"]), Some(20));
+        // Invalid first members are ignored, not taken as old (nor is the next member used).
+        for bad in [
+            "abc", "-5", "-0", "1.5", "7200.0", "5x", "x5", "5 5", "+5", "0x10", "", "\"5\"",
+        ] {
+            assert_eq!(age_of(&[&format!("Age: {bad}")]), None, "{bad:?}");
+        }
+        assert_eq!(age_of(&["Age: abc", "Age: 5"]), None);
+        assert_eq!(age_of(&["Age: -1, 5"]), None);
+        // Valid but huge: very old indeed (delta-seconds saturate, RFC 9111 §1.2.2).
+        assert_eq!(age_of(&["Age: 2147483648"]), Some(2_147_483_648));
+        assert_eq!(age_of(&["Age: 99999999999999999999999"]), Some(1 << 31));
+    }
+
+    fn cdn(v: &[&str]) -> Option<CacheControl> {
+        CacheControl::parse_targeted(v.iter().map(|l| l.as_bytes()))
+    }
+
+    #[test]
+    fn cdn_cache_control_is_a_structured_dictionary() {
+        let c = cdn(&["max-age=60, s-maxage=30, stale-while-revalidate=5, stale-if-error=9"]).unwrap();
+        assert_eq!(
+            (c.max_age, c.s_maxage, c.stale_while_revalidate, c.stale_if_error),
+            (Some(60), Some(30), Some(5), Some(9))
+        );
+        let c = cdn(&["no-store, no-cache, private, public, must-revalidate, proxy-revalidate"]).unwrap();
+        assert!(c.no_store && c.no_cache && c.private && c.public && c.must_revalidate && c.proxy_revalidate);
+        // Lines are joined; the last of a repeated key wins (RFC 8941 §4.2.2).
+        let c = cdn(&["max-age=60", "private"]).unwrap();
+        assert_eq!((c.max_age, c.private), (Some(60), true));
+        assert_eq!(cdn(&["max-age=60, max-age=5"]).unwrap().max_age, Some(5));
+        // Parameters and unknown directives (of any type) are ignored.
+        assert_eq!(cdn(&["max-age=60;foo=bar"]).unwrap().max_age, Some(60));
+        assert_eq!(
+            cdn(&["max-age=60, x-ext=(a b), y=\"s\", z=1.5"]).unwrap().max_age,
+            Some(60)
+        );
+        // Field names for private / no-cache: the directive applies to the whole response.
+        assert!(cdn(&["private=\"set-cookie\""]).unwrap().private);
+        assert!(cdn(&["no-cache=\"a, b\""]).unwrap().no_cache);
+        // Boolean false: the directive is off.
+        assert!(!cdn(&["no-store=?0, max-age=5"]).unwrap().no_store);
+        // Spaces around '=' are not in the grammar (but are after ',').
+        assert_eq!(cdn(&["max-age=5,  public"]).unwrap().max_age, Some(5));
+    }
+
+    #[test]
+    fn an_invalid_cdn_cache_control_is_ignored_whole() {
+        for bad in [
+            "",
+            "   ",
+            "max-age=\"60\"",
+            "max-age=6.0",
+            "max-age=-1",
+            "max-age=1e3",
+            "max-age=1q",
+            "max-age=a100",
+            "max-age=(1 2)",
+            "max-age=?1",
+            "max-age =60",
+            "max-age= 60",
+            "Max-Age=60",
+            "max-age=60,",
+            "max-age=60,, public",
+            "no-store=1",
+            "no-store=\"yes\"",
+            "public=tok",
+            "private=(a b)",
+            "max-age=60, s-maxage=x",
+            "max-age=60 private",
+            "max-age=@1700000000",
+        ] {
+            assert_eq!(cdn(&[bad]), None, "{bad:?}");
+        }
+        // One bad line spoils the field.
+        assert_eq!(cdn(&["max-age=60", "s-maxage=\"1\""]), None);
+        assert_eq!(cdn(&[]), None);
+    }
+
+    #[test]
+    fn a_valid_cdn_cache_control_decides_else_the_next_field() {
+        let d = |v: &[&str]| directives(&lines(v), "slabfront");
+        let x = d(&["Cache-Control: no-store", "CDN-Cache-Control: max-age=60"]);
+        assert_eq!(
+            (x.cc.max_age, x.cc.no_store, x.from),
+            (Some(60), false, Source::Cdn)
+        );
+        assert!(!x.uses_expires(), "RFC 9213 §2.1: Expires is ignored too");
+        let x = d(&["Cache-Control: max-age=5", "CDN-Cache-Control: max-age=\"60\""]);
+        assert_eq!((x.cc.max_age, x.from), (Some(5), Source::CacheControl));
+        assert!(x.uses_expires());
+        let x = d(&["Cache-Control: max-age=5", "CDN-Cache-Control: "]);
+        assert_eq!((x.cc.max_age, x.from), (Some(5), Source::CacheControl));
+        let x = d(&[
+            "Cache-Control: max-age=5",
+            "Surrogate-Control: max-age=7;slabfront",
+            "CDN-Cache-Control: max-age=-60",
+        ]);
+        assert_eq!((x.cc.max_age, x.from), (Some(7), Source::Surrogate));
+        let x = d(&["Surrogate-Control: max-age=7", "CDN-Cache-Control: no-store"]);
+        assert_eq!((x.cc.no_store, x.from), (true, Source::Cdn));
+        assert!(consumed_here("surrogate-control"));
+        assert!(!consumed_here("cdn-cache-control"), "forwarded to the next cache");
     }
 
     #[test]
