@@ -1,6 +1,15 @@
 //! Connections to custom origins: plain TCP or rustls, a keep-alive pool per worker and
 //! origin, response heads parsed with httparse, and response bodies read piece by piece
 //! (Content-Length, chunked, or until close).
+//!
+//! Interim responses (RFC 9110 §15.2): [`HeadReader`] reads the heads of one exchange, each
+//! interim (1xx) one as it arrives and then the final one, and fails the exchange as a flood
+//! past [`MAX_INTERIM`] responses or [`MAX_INTERIM_BYTES`] bytes. `100 Continue` is
+//! consumed (this cache never asks an origin for one); `101` is invalid (this cache never
+//! offers an upgrade); other 1xx, `103 Early Hints` above all (RFC 8297), are for the viewer:
+//! [`viewer_interim`] renders one for an HTTP/1.1 viewer. Interim responses are never stored:
+//! only the final head reaches the store, and a collapsed fill's waiters read the stored final
+//! response. [`read_final_head`] is the same reading for exchanges without a viewer.
 
 use crate::http::body::ChunkedDecoder;
 use crate::http::codec::trim;
@@ -203,6 +212,151 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
         },
         n,
     )))
+}
+
+/// At most this many interim (1xx) responses may precede a final one: more is a flood.
+pub const MAX_INTERIM: u32 = 16;
+/// At most this many bytes of interim responses may precede a final one.
+pub const MAX_INTERIM_BYTES: usize = 64 * 1024;
+
+/// A head read from an origin: an interim (1xx) response, or the final one.
+#[derive(Debug, Clone)]
+pub enum HeadEvent {
+    /// A 1xx other than `100 Continue`, for the viewer (see [`viewer_interim`]); never stored.
+    Interim(Head),
+    Final(Head),
+}
+
+/// Reads the heads of one exchange from an origin connection: interim responses one at a
+/// time as they arrive, then the final head; bounded by [`MAX_INTERIM`] and
+/// [`MAX_INTERIM_BYTES`], and in time: every head, the final one included, within one
+/// `read_timeout` from the first read (an origin dripping bytes or hints cannot hold it).
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    head_request: bool,
+    interims: u32,
+    interim_bytes: usize,
+    done: bool,
+    deadline: Option<Instant>,
+}
+
+impl HeadReader {
+    /// For the response to a HEAD request when `head_request`.
+    pub fn new(head_request: bool) -> Self {
+        HeadReader {
+            head_request,
+            ..Default::default()
+        }
+    }
+
+    /// Interim responses read so far (`100 Continue` included).
+    pub fn interims(&self) -> u32 {
+        self.interims
+    }
+
+    /// The next head from what `buf` holds, consuming its bytes; `Ok(None)` when more bytes
+    /// are needed. `100 Continue` is consumed without an event.
+    pub fn take(&mut self, buf: &mut Vec<u8>) -> Result<Option<HeadEvent>, UpstreamError> {
+        loop {
+            if self.done {
+                return Err(UpstreamError::Invalid("response head read after the final one"));
+            }
+            // Each head is bounded by `parse_head`, their number and bytes below.
+            let Some((h, n)) = parse_head(buf, self.head_request)? else {
+                return Ok(None);
+            };
+            buf.drain(..n);
+            if !(100..200).contains(&h.status) {
+                self.done = true;
+                return Ok(Some(HeadEvent::Final(h)));
+            }
+            self.interims += 1;
+            self.interim_bytes += n;
+            if self.interims > MAX_INTERIM || self.interim_bytes > MAX_INTERIM_BYTES {
+                return Err(UpstreamError::Invalid("too many interim responses"));
+            }
+            match h.status {
+                100 => continue,
+                101 => return Err(UpstreamError::Invalid("101 without an upgrade offered")),
+                _ => return Ok(Some(HeadEvent::Interim(h))),
+            }
+        }
+    }
+
+    /// The next head, reading from `up` as needed; all of them within `timeout` of the first
+    /// call.
+    pub async fn next(&mut self, up: &mut UpConn, timeout: Duration) -> Result<HeadEvent, UpstreamError> {
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + timeout);
+        loop {
+            if !up.buf.is_empty() {
+                if let Some(ev) = self.take(&mut up.buf)? {
+                    return Ok(ev);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(UpstreamError::Timeout);
+            }
+            if up.read_more(left).await? == 0 {
+                return Err(UpstreamError::Closed);
+            }
+        }
+    }
+}
+
+/// Reads the final response head, dropping interim responses (bounded as [`HeadReader`]
+/// bounds them): for exchanges no viewer waits on, such as a background refresh.
+pub async fn read_final_head(
+    up: &mut UpConn,
+    timeout: Duration,
+    head_request: bool,
+) -> Result<Head, UpstreamError> {
+    let mut r = HeadReader::new(head_request);
+    loop {
+        if let HeadEvent::Final(h) = r.next(up, timeout).await? {
+            return Ok(h);
+        }
+    }
+}
+
+/// An interim response as an HTTP/1.1 viewer gets it: the status line (`103 Early Hints`
+/// named as RFC 8297 names it) and the origin's end-to-end fields, hop-by-hop ones and those
+/// `Connection` names left out. `None` when it is not for the viewer: `100` and `101`, and
+/// any 1xx to an HTTP/1.0 viewer (RFC 9110 §15.2: never sent to one).
+pub fn viewer_interim(h: &Head, viewer_http11: bool) -> Option<Vec<u8>> {
+    if !viewer_http11 || !(102..200).contains(&h.status) {
+        return None;
+    }
+    let conn = super::key::connection_names(h.header_values("connection"));
+    let mut out = Vec::with_capacity(
+        64 + h
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(h.status).as_bytes());
+    out.push(b' ');
+    let reason = match h.status {
+        103 => "Early Hints",
+        _ if !h.reason.is_empty() => h.reason.as_str(),
+        _ => "Interim",
+    };
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &h.headers {
+        let l = n.to_ascii_lowercase();
+        if super::key::hop_by_hop(&l) || conn.contains(&l) {
+            continue;
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(out)
 }
 
 /// Reads a response body piece by piece.
@@ -524,5 +678,100 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(!h.keep_alive);
+    }
+
+    fn events(raw: &[u8]) -> (Vec<u16>, Result<Option<u16>, String>) {
+        let mut r = HeadReader::new(false);
+        let mut buf = raw.to_vec();
+        let mut interim = Vec::new();
+        loop {
+            match r.take(&mut buf) {
+                Ok(Some(HeadEvent::Interim(h))) => interim.push(h.status),
+                Ok(Some(HeadEvent::Final(h))) => return (interim, Ok(Some(h.status))),
+                Ok(None) => return (interim, Ok(None)),
+                Err(e) => return (interim, Err(e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn interim_responses_come_one_by_one_before_the_final_head() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </b.js>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let mut r = HeadReader::new(false);
+        let mut buf = raw.to_vec();
+        let Some(HeadEvent::Interim(h)) = r.take(&mut buf).unwrap() else {
+            panic!("100 is consumed, the 103 comes first")
+        };
+        assert_eq!(
+            (h.status, h.header("link")),
+            (103, Some(&b"</a.css>; rel=preload"[..]))
+        );
+        assert_eq!(h.framing, Framing::None, "an interim response has no body");
+        assert!(matches!(r.take(&mut buf).unwrap(), Some(HeadEvent::Interim(h)) if h.status == 103));
+        let Some(HeadEvent::Final(h)) = r.take(&mut buf).unwrap() else {
+            panic!("then the final head")
+        };
+        assert_eq!((h.status, h.framing), (200, Framing::Length(2)));
+        assert_eq!(buf, b"ok", "the body stays for the body reader");
+        assert_eq!(r.interims(), 3);
+        // A head split across reads.
+        let (i, f) = events(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Le");
+        assert_eq!((i, f), (vec![103], Ok(None)));
+        // 101 is never expected.
+        let (_, f) = events(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
+        assert!(f.is_err());
+    }
+
+    #[test]
+    fn an_interim_flood_fails_the_exchange() {
+        let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".to_vec();
+        let fin = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let ok: Vec<u8> = [hint.repeat(MAX_INTERIM as usize), fin.clone()].concat();
+        assert_eq!(events(&ok).1, Ok(Some(200)), "up to the bound is fine");
+        let flood: Vec<u8> = [hint.repeat(MAX_INTERIM as usize + 1), fin.clone()].concat();
+        let (i, f) = events(&flood);
+        assert_eq!(i.len(), MAX_INTERIM as usize);
+        assert!(f.unwrap_err().contains("interim"));
+        // 100 Continue counts too.
+        let cont = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        let flood: Vec<u8> = [cont.repeat(MAX_INTERIM as usize + 1), fin.clone()].concat();
+        assert!(events(&flood).1.is_err());
+        // Few but large interim heads: bounded by bytes.
+        let big = format!(
+            "HTTP/1.1 103 Early Hints\r\nLink: <{}>\r\n\r\n",
+            "a".repeat(MAX_INTERIM_BYTES / 4)
+        );
+        let flood: Vec<u8> = [big.repeat(5).into_bytes(), fin].concat();
+        let (i, f) = events(&flood);
+        assert!(i.len() < 5 && f.is_err(), "{i:?} {f:?}");
+    }
+
+    #[test]
+    fn interim_responses_for_the_viewer() {
+        let (h, _) = parse_head(
+            b"HTTP/1.1 103 Whatever\r\nLink: </a.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nLink: </b.js>; rel=preload\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        let out = viewer_interim(&h, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n\r\n"
+        );
+        assert_eq!(viewer_interim(&h, false), None, "never to an HTTP/1.0 viewer");
+        for status in [100, 101, 200, 204] {
+            let (h, _) = parse_head(format!("HTTP/1.1 {status} X\r\n\r\n").as_bytes(), false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(viewer_interim(&h, true), None, "{status}");
+        }
+        let (h, _) = parse_head(b"HTTP/1.1 102 Processing\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            viewer_interim(&h, true).unwrap(),
+            b"HTTP/1.1 102 Processing\r\n\r\n"
+        );
     }
 }
