@@ -3,30 +3,13 @@
 //! moments; after each kill the parent reopens the slab and checks every object it can read
 //! byte for byte. Nothing torn, partial or corrupt may ever be returned.
 
-use cache_store::{Store, StoreOptions};
+mod common;
+
+use cache_store::Store;
+use common::{expected, opts};
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CACHE_STORE_CRASH_CHILD";
-
-fn opts(path: &std::path::Path) -> StoreOptions {
-    StoreOptions {
-        path: path.to_path_buf(),
-        size: 4096 + 48 * 262_144,
-        segment_size: 262_144,
-    }
-}
-
-/// The body for key `k`, version `v`: self-describing, so any torn byte shows.
-fn expected(k: u64, v: u64) -> Vec<u8> {
-    let len = 1000 + ((k * 7919 + v * 104_729) % 200_000) as usize;
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&k.to_le_bytes());
-    b.extend_from_slice(&v.to_le_bytes());
-    while b.len() < len {
-        b.push((b.len() as u64 ^ k ^ (v << 3)) as u8);
-    }
-    b
-}
 
 /// Not a test on its own: the writer run in a child process.
 #[test]

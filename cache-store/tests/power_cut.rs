@@ -6,33 +6,15 @@
 //! writes had not all reached it may be lost, but none may be half-visible (torn, mixed with
 //! another version, or with another key's bytes).
 
-use cache_store::{Store, StoreOptions};
+mod common;
+
+use cache_store::Store;
+use common::{expected, opts};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 const CHILD_ENV: &str = "CACHE_STORE_POWER_CUT_CHILD";
-const SEGMENT: u64 = 262_144;
 const PAGE: u64 = 4096;
-
-fn opts(path: &std::path::Path) -> StoreOptions {
-    StoreOptions {
-        path: path.to_path_buf(),
-        size: 4096 + 48 * SEGMENT,
-        segment_size: SEGMENT,
-    }
-}
-
-/// The body for key `k`, version `v`: self-describing, so any torn byte shows.
-fn expected(k: u64, v: u64) -> Vec<u8> {
-    let len = 1000 + ((k * 7919 + v * 104_729) % 150_000) as usize;
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&k.to_le_bytes());
-    b.extend_from_slice(&v.to_le_bytes());
-    while b.len() < len {
-        b.push((b.len() as u64 ^ k ^ (v << 3)) as u8);
-    }
-    b
-}
 
 /// Not a test on its own: the writer run in a child process.
 #[test]
