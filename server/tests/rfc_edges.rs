@@ -3,11 +3,9 @@
 //! `Age` (RFC 9111 §5.1), targeted cache control (`CDN-Cache-Control`, RFC 9213) in a chain
 //! of caches, and interim responses (`103 Early Hints`, RFC 8297).
 //!
-//! Tests marked `#[ignore = "conn wiring ..."]` need the request path (`conn::caching`) to
-//! call `proxy::policy::age`, `directives` / `consumed_here` and `proxy::upstream::HeadReader`
-//! / `viewer_interim`; they pass with that wiring and are to be enabled with it. The `Age`
-//! ones also wait for the CI caching suite to leave http-cache-tests 0.4.5, whose required
-//! age-parse tests expect an invalid or listed `Age` to make a response stale.
+//! The request path (`conn::caching`) calls `proxy::policy::age`, `directives` /
+//! `consumed_here` and `proxy::upstream::HeadReader` / `viewer_interim`; the CI caching suite
+//! (tests/cache-tests/suite) expects the same `Age` handling as these tests.
 
 mod util;
 
@@ -96,7 +94,6 @@ fn origin_with(table: Vec<(&'static str, Vec<(&'static str, String)>)>) -> Origi
 // ---- Age (RFC 9111 §5.1) ----
 
 #[test]
-#[ignore = "conn wiring of proxy::policy::age; the CI suite (http-cache-tests 0.4.5) requires the opposite"]
 fn an_invalid_age_does_not_keep_a_response_out_of_the_cache() {
     let bad: Vec<(&'static str, &'static str)> = vec![
         ("/non-numeric", "abc"),
@@ -139,7 +136,6 @@ fn an_invalid_age_does_not_keep_a_response_out_of_the_cache() {
 }
 
 #[test]
-#[ignore = "conn wiring of proxy::policy::age; the CI suite (http-cache-tests 0.4.5) requires the opposite"]
 fn a_list_or_repeated_age_counts_by_its_first_member() {
     let h = |ages: &[&str]| {
         let mut v = vec![("Cache-Control", "max-age=15".to_string())];
@@ -178,7 +174,6 @@ fn a_list_or_repeated_age_counts_by_its_first_member() {
 // ---- Targeted cache control (RFC 9213) ----
 
 #[test]
-#[ignore = "conn wiring of proxy::policy::directives / consumed_here"]
 fn cdn_cache_control_decides_and_reaches_the_viewer_unchanged() {
     let _ = WIRING;
     let origin = origin_with(vec![
@@ -223,7 +218,6 @@ fn cdn_cache_control_decides_and_reaches_the_viewer_unchanged() {
 }
 
 #[test]
-#[ignore = "conn wiring of proxy::policy::directives / consumed_here"]
 fn an_invalid_cdn_cache_control_is_ignored_and_cache_control_applies() {
     let bad = [
         "max-age=\"600\"",
@@ -279,7 +273,6 @@ fn an_invalid_cdn_cache_control_is_ignored_and_cache_control_applies() {
 }
 
 #[test]
-#[ignore = "conn wiring of proxy::policy::directives (Directives::uses_expires)"]
 fn a_valid_cdn_cache_control_makes_expires_ignored() {
     let origin = origin_with(vec![(
         "/cdn-public",
@@ -318,7 +311,6 @@ fn surrogate_control_aimed_here_is_consumed_and_removed() {
 /// An edge behind a shield, both slabfront: the shield forwards `CDN-Cache-Control`, so the
 /// edge obeys it too, while viewers (and browsers) keep `Cache-Control: no-store`.
 #[test]
-#[ignore = "conn wiring of proxy::policy::directives / consumed_here"]
 fn cdn_cache_control_reaches_the_next_cache_in_a_chain() {
     let origin = origin_with(vec![(
         "/chain",
@@ -436,7 +428,6 @@ fn get_all(s: &TestServer, path: &str, version: &str) -> Vec<(Response, Duration
 }
 
 #[test]
-#[ignore = "conn wiring of proxy::upstream::HeadReader / viewer_interim"]
 fn early_hints_reach_the_viewer_before_the_final_response_and_are_never_stored() {
     let origin = Scripted::start(hints_then_final(Duration::from_millis(600)));
     let s = start_on(origin.port, "edge-test", "");
@@ -474,7 +465,6 @@ fn no_interim_response_reaches_an_http10_viewer() {
 }
 
 #[test]
-#[ignore = "conn wiring of proxy::upstream::HeadReader / viewer_interim"]
 fn waiters_of_a_collapsed_fill_get_the_final_response_only() {
     let origin = Scripted::start(hints_then_final(Duration::from_millis(800)));
     let s = Arc::new(start_on(origin.port, "edge-test", ""));

@@ -13,7 +13,10 @@ use crate::proxy::fills::{Leader, Role, NOT_STORED, STORED};
 use crate::proxy::key::{self, connection_names, hop_by_hop, Keyed};
 use crate::proxy::meta::{Kind, Meta};
 use crate::proxy::policy::{self, CacheControl, ResponseFacts};
-use crate::proxy::upstream::{parse_head, BodyReader, Framing, Head, OriginClient, UpConn, UpstreamError};
+use crate::proxy::upstream::{
+    read_final_head, viewer_interim, BodyReader, Framing, Head, HeadEvent, HeadReader, OriginClient, UpConn,
+    UpstreamError,
+};
 use crate::proxy::{now_ms, BehaviorRt, ProxyWorker};
 use bytes::Bytes;
 use cache_store::ReadGuard;
@@ -212,7 +215,7 @@ impl Conn {
             None,
         );
         let request_ms = now_ms();
-        let answer = exchange_head(client, self.viewer_tls, head, &self.w.metrics).await;
+        let answer = self.exchange_head_relaying(req, client, head).await;
         let (up, resp) = match answer {
             Ok(x) => x,
             Err(e) => {
@@ -485,7 +488,7 @@ impl Conn {
             framing,
         );
         let mut up = if framing.is_none() {
-            match exchange_head(client, self.viewer_tls, head, &self.w.metrics).await {
+            match self.exchange_head_relaying(req, client, head).await {
                 Ok((up, resp)) => {
                     return self
                         .after_pass(req, keyed, px, client, up, resp, keep_alive)
@@ -524,7 +527,9 @@ impl Conn {
             };
         }
         let t0 = Instant::now();
-        let answer = read_response_head(&mut up, client, false).await;
+        let answer = self
+            .read_head_relaying(req, &mut up, client, &mut HeadReader::new(false))
+            .await;
         count_origin(&self.w.metrics, t0, &answer);
         match answer {
             Ok(resp) => {
@@ -564,6 +569,71 @@ impl Conn {
         }
         self.relay(req, up, client, resp, None, None, Outcome::Miss, keep_alive)
             .await
+    }
+
+    /// Sends a request head without a body and reads the final response head, relaying
+    /// interim responses (103 Early Hints) to the viewer as they arrive. A pooled connection
+    /// that fails before any response byte is retried once on a fresh one.
+    async fn exchange_head_relaying(
+        &mut self,
+        req: &Request,
+        client: &OriginClient,
+        head: Vec<u8>,
+    ) -> Result<(UpConn, Head), UpstreamError> {
+        let t0 = Instant::now();
+        let tls = client.uses_tls(self.viewer_tls);
+        let r = async {
+            let mut up = client.checkout(tls).await?;
+            let mut reader = HeadReader::new(false);
+            let first = match up.write_all(head.clone()).await {
+                Ok(_) => self.read_head_relaying(req, &mut up, client, &mut reader).await,
+                Err(e) => Err(e),
+            };
+            match first {
+                Ok(h) => Ok((up, h)),
+                Err(e)
+                    if up.reused
+                        && up.buf.is_empty()
+                        && reader.interims() == 0
+                        && !matches!(e, UpstreamError::Timeout) =>
+                {
+                    tracing::debug!(origin = %client.id, error = %e, "pooled connection failed; retrying on a new one");
+                    let mut up = client.connect(tls).await?;
+                    up.write_all(head).await?;
+                    let h = self
+                        .read_head_relaying(req, &mut up, client, &mut HeadReader::new(false))
+                        .await?;
+                    Ok((up, h))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        count_origin(&self.w.metrics, t0, &r);
+        r
+    }
+
+    /// Reads the final response head; interim responses for the viewer are sent on at once
+    /// (never to an HTTP/1.0 viewer, never stored). A viewer gone meanwhile is noticed when
+    /// the final response is sent.
+    async fn read_head_relaying(
+        &mut self,
+        req: &Request,
+        up: &mut UpConn,
+        client: &OriginClient,
+        reader: &mut HeadReader,
+    ) -> Result<Head, UpstreamError> {
+        loop {
+            match reader.next(up, client.read_timeout).await? {
+                HeadEvent::Final(h) => return Ok(h),
+                HeadEvent::Interim(h) => {
+                    if let Some(bytes) = viewer_interim(&h, req.version == Version::Http11) {
+                        self.out.extend_from_slice(&bytes);
+                        let _ = self.flush().await;
+                    }
+                }
+            }
+        }
     }
 
     /// Serves a stored response: conditionals and ranges are answered here.
@@ -1069,17 +1139,12 @@ fn request_value(req: &Request, name: &str) -> Option<Vec<u8>> {
 /// (RFC 9213), else the `Surrogate-Control` directives aimed at this cache, else
 /// `Cache-Control`.
 fn response_cc(headers: &[(String, Vec<u8>)]) -> CacheControl {
-    use crate::proxy::fields::values;
-    if values(headers, "cdn-cache-control").next().is_some() {
-        return CacheControl::parse(values(headers, "cdn-cache-control"));
-    }
-    CacheControl::parse_surrogate(values(headers, "surrogate-control"), SURROGATE_TOKEN)
-        .unwrap_or_else(|| CacheControl::parse(values(headers, "cache-control")))
+    policy::directives(headers, SURROGATE_TOKEN).cc
 }
 
-/// Targeted caching headers are for this cache only: never sent downstream.
+/// `Surrogate-Control` is for this cache only; `CDN-Cache-Control` goes on downstream.
 fn targeted(lname: &str) -> bool {
-    lname == "cdn-cache-control" || lname == "surrogate-control"
+    policy::consumed_here(lname)
 }
 
 /// Whether a stale copy may stand in for an origin that failed: as CloudFront does, unless
@@ -1123,11 +1188,16 @@ fn meta_for(
         .header("date")
         .and_then(policy::parse_date)
         .unwrap_or(now / 1000);
-    let cc = response_cc(&h.headers);
+    let directives = policy::directives(&h.headers, SURROGATE_TOKEN);
+    let cc = directives.cc.clone();
     let facts = ResponseFacts {
         status: h.status,
         cc: cc.clone(),
-        expires: h.header("expires").map(|v| policy::parse_date(v).unwrap_or(0)),
+        // RFC 9213 §2.1: Expires is ignored when CDN-Cache-Control decides.
+        expires: h
+            .header("expires")
+            .filter(|_| directives.uses_expires())
+            .map(|v| policy::parse_date(v).unwrap_or(0)),
         date,
         has_validator: h.header("etag").is_some() || h.header("last-modified").is_some(),
         vary_star: h.header_values("vary").any(|v| {
@@ -1143,13 +1213,8 @@ fn meta_for(
         }
         _ => policy::ttl(&facts, b.ttls)?,
     };
-    // One Age line holding one non-negative integer; anything else makes it stale.
-    let mut ages = h.header_values("age");
-    let age_header = match (ages.next(), ages.next()) {
-        (None, _) => None,
-        (Some(v), None) => Some(policy::parse_delta(crate::http::codec::trim(v)).unwrap_or(1 << 31)),
-        (Some(_), Some(_)) => Some(1 << 31),
-    };
+    // RFC 9111 §5.1: the first member; an invalid value is ignored.
+    let age_header = policy::age(h.header_values("age"));
     let initial_age_ms = policy::initial_age_ms(age_header, date, request_ms, now);
     let lifetime_ms = ttl.saturating_mul(1000);
     let keep = cc
@@ -1462,47 +1527,12 @@ async fn exchange_head_once(
     }
 }
 
+/// For exchanges no viewer waits on (background refresh): interim responses are dropped,
+/// bounded as `HeadReader` bounds them.
 async fn try_exchange(up: &mut UpConn, client: &OriginClient, head: Vec<u8>) -> Result<Head, UpstreamError> {
     up.write_all(head).await?;
-    read_response_head(up, client, false).await
+    read_final_head(up, client.read_timeout, false).await
 }
-
-/// Reads a final response head (interim 1xx responses are skipped).
-async fn read_response_head(
-    up: &mut UpConn,
-    client: &OriginClient,
-    head_request: bool,
-) -> Result<Head, UpstreamError> {
-    // The whole head within `read_timeout`, not each read: an origin dripping a byte at a
-    // time, or sending interim responses without end, would otherwise hold the exchange.
-    let deadline = Instant::now() + client.read_timeout;
-    let mut interim = 0;
-    loop {
-        if !up.buf.is_empty() {
-            if let Some((h, n)) = parse_head(&up.buf, head_request)? {
-                up.buf.drain(..n);
-                if (100..200).contains(&h.status) {
-                    interim += 1;
-                    if interim > MAX_INTERIM_RESPONSES {
-                        return Err(UpstreamError::Invalid("too many interim responses"));
-                    }
-                    continue;
-                }
-                return Ok(h);
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(UpstreamError::Timeout);
-        }
-        if up.read_more(left).await? == 0 {
-            return Err(UpstreamError::Closed);
-        }
-    }
-}
-
-/// Interim (1xx) responses taken before an origin's final one; more is a fault.
-const MAX_INTERIM_RESPONSES: usize = 16;
 
 /// stale-while-revalidate: one background refresh per object.
 fn spawn_refresh(w: Rc<Worker>, keyed: Keyed, key: Vec<u8>, meta: Meta, peer: Option<std::net::SocketAddr>) {
