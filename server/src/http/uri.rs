@@ -3,6 +3,11 @@
 
 /// The path and query of a request target (origin-form or absolute-form).
 pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    // A fragment is neither path nor query (RFC 3986 §3.5), wherever it starts: cut first.
+    let target = match target.iter().position(|&b| b == b'#') {
+        Some(i) => &target[..i],
+        None => target,
+    };
     let t = if target.first() == Some(&b'/') {
         target
     } else {
@@ -20,10 +25,6 @@ pub fn split_target(target: &[u8]) -> Option<(&[u8], &[u8])> {
             Some(i) => return Some((b"/", &rest[i + 1..])),
             None => b"/",
         }
-    };
-    let t = match t.iter().position(|&b| b == b'#') {
-        Some(i) => &t[..i],
-        None => t,
     };
     Some(match t.iter().position(|&b| b == b'?') {
         Some(i) => (&t[..i], &t[i + 1..]),
@@ -152,6 +153,24 @@ fn decode(seg: &[u8]) -> Result<Vec<u8>, PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: an absolute-form target with no path kept its fragment in the query.
+    #[test]
+    fn fragment_after_an_authority_with_no_path_is_not_in_the_query() {
+        assert_eq!(
+            split_target(b"http://example.com?q=2#frag"),
+            Some((&b"/"[..], &b"q=2"[..]))
+        );
+        assert_eq!(
+            split_target(b"http://example.com#frag/x"),
+            Some((&b"/"[..], &b""[..]))
+        );
+        assert_eq!(split_target(b"/p?q=1#frag"), Some((&b"/p"[..], &b"q=1"[..])));
+        assert_eq!(
+            split_target(b"https://h/p/a?q#f"),
+            Some((&b"/p/a"[..], &b"q"[..]))
+        );
+    }
 
     fn clean(s: &str) -> Result<String, PathError> {
         clean_path(s.as_bytes()).map(|c| c.path)
