@@ -182,18 +182,7 @@ impl Conn {
             s.keepalive_timeout
         };
         if self.w.waits.is_shut_down() {
-            // A connection taken from a closing listener's queue: its first request is
-            // answered (closing it unread would reset it); kept connections just close.
-            if !first {
-                return false;
-            }
-            let ready = monoio::time::timeout(wait.min(SHUTDOWN_FIRST_READ), self.stream.readable()).await;
-            if matches!(ready, Ok(Ok(()))) {
-                self.buf = self.w.take_buf();
-                self.out = self.w.take_buf();
-                return true;
-            }
-            return false;
+            return first && self.first_request_at_shutdown(wait).await;
         }
         // A worker-wide sweeper ends idle waits (a monoio timer is 640 bytes; an entry in the
         // sweeper's table is a few dozen), and ends them all on shutdown.
@@ -202,11 +191,27 @@ impl Conn {
             r = self.stream.readable() => r.is_ok(),
             _ = deadline => false,
         };
+        if !ready && first && self.w.waits.is_shut_down() {
+            return self.first_request_at_shutdown(wait).await;
+        }
         if ready {
             self.buf = self.w.take_buf();
             self.out = self.w.take_buf();
         }
         ready
+    }
+
+    /// A new connection while shutting down (taken from a closing listener's queue, or
+    /// accepted just before): its first request is answered, since closing it unread would
+    /// reset it. Kept connections that are idle just close.
+    async fn first_request_at_shutdown(&mut self, wait: Duration) -> bool {
+        let ready = monoio::time::timeout(wait.min(SHUTDOWN_FIRST_READ), self.stream.readable()).await;
+        if matches!(ready, Ok(Ok(()))) {
+            self.buf = self.w.take_buf();
+            self.out = self.w.take_buf();
+            return true;
+        }
+        false
     }
 
     /// One request and its response. `Ok(true)`: keep the connection.

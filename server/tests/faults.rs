@@ -155,3 +155,76 @@ fn invalid_host_values_are_refused_before_the_origin() {
     assert_eq!(ok.status, 200);
     assert_eq!(origin.seen.lock().unwrap().len(), 1);
 }
+
+/// A listener that a reload removes, or that closes at shutdown, takes the connections
+/// already queued on it before it closes: clients hammering it see answers or refusals,
+/// never a reset of a connection the kernel had completed.
+#[test]
+fn listeners_closed_by_reload_and_shutdown_reset_no_queued_connection() {
+    let site = util::site();
+    let (kept, dropped) = (free_port(), free_port());
+    let cfg = |ports: &[u16]| {
+        let listen: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        format!(
+            "[server]\nlisten = [{}]\nworkers = 2\n\n[[origins]]\nid = \"files\"\npath = {:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n",
+            listen.join(", "),
+            site.path()
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("slabfront.toml");
+    let server = TestServer::start_config(dir, &cfg(&[kept, dropped]));
+    let hammer = |port: u16, stop: Arc<AtomicBool>| {
+        std::thread::spawn(move || {
+            let (mut ok, mut resets) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                match one_request(port) {
+                    Outcome::Ok => ok += 1,
+                    Outcome::Reset => resets += 1,
+                    Outcome::Refused | Outcome::Other => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+            (ok, resets)
+        })
+    };
+    // Reload away the second listener while two clients hammer it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_dropped: Vec<_> = (0..2).map(|_| hammer(dropped, stop.clone())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&cfg_path, cfg(&[kept])).unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", dropped)).is_ok() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for h in on_dropped {
+        let (ok, resets) = h.join().unwrap();
+        assert!(ok > 0, "the removed listener answered nothing before the reload");
+        assert_eq!(resets, 0, "connections reset when a reload closed their listener");
+    }
+    assert_eq!(
+        server.get("/index.html", &[]).status,
+        200,
+        "the kept listener stopped"
+    );
+    // Shut down while two clients hammer the kept listener.
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_kept: Vec<_> = (0..2).map(|_| hammer(kept, stop.clone())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", kept)).is_ok() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in on_kept {
+        let (ok, resets) = h.join().unwrap();
+        assert!(ok > 0);
+        assert_eq!(resets, 0, "connections reset when shutdown closed their listener");
+    }
+}
