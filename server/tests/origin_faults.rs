@@ -447,7 +447,9 @@ fn waiters_of_a_failed_collapsed_fill_are_all_answered() {
             ]
         } else {
             let body = b"fresh".to_vec();
-            vec![Step::Send([head(&format!("Content-Length: {}\r\n", body.len())), body].concat())]
+            vec![Step::Send(
+                [head(&format!("Content-Length: {}\r\n", body.len())), body].concat(),
+            )]
         }
     });
     let s = Arc::new(start(o.port));
@@ -462,7 +464,9 @@ fn waiters_of_a_failed_collapsed_fill_are_all_answered() {
         let status = status_of(&r);
         assert!(took < Duration::from_secs(5), "a waiter took {took:?}");
         assert!(
-            status == 502 || status == 504 || (status == 200 && (cut_short(&r, 100_000) || r.ends_with(b"fresh"))),
+            status == 502
+                || status == 504
+                || (status == 200 && (cut_short(&r, 100_000) || r.ends_with(b"fresh"))),
             "{}",
             String::from_utf8_lossy(&r[..r.len().min(300)])
         );
