@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod cheap;
 mod procstat;
 mod proxy;
+mod soak;
 mod tls;
 
 #[derive(Parser, Debug)]
@@ -44,6 +45,15 @@ struct Args {
     /// The HTTPS benchmark (slabfront vs nginx, TLS 1.3, P-256) instead.
     #[arg(long)]
     tls: bool,
+    /// The soak instead (not for CI): slabfront under mixed load, its memory sampled every 10 s.
+    #[arg(long)]
+    soak: bool,
+    /// Length of the soak, in minutes.
+    #[arg(long, default_value_t = 30)]
+    soak_minutes: u64,
+    /// The soak's warm-up, in minutes (growth is measured from its end).
+    #[arg(long, default_value_t = 5)]
+    soak_warmup_minutes: u64,
 }
 
 impl Args {
@@ -484,6 +494,9 @@ fn main() -> Result<()> {
     }
     if args.tls {
         return tls::run(&args, &bin);
+    }
+    if args.soak {
+        return soak::run(&args, &bin);
     }
     let work = tempfile::tempdir()?;
     let root = make_site(work.path())?;
