@@ -403,6 +403,10 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     }
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);
+    if args.wants(MANY_KEYS) {
+        eprintln!("running {MANY_KEYS}");
+        many_keys(args, &servers[0], work.path())?;
+    }
     if args.only.is_some() {
         if args.wants("1 GiB") {
             pass_through_table(&servers, &root)?;
@@ -442,5 +446,130 @@ fn pass_through_table(servers: &[ServerProc], root: &Path) -> Result<()> {
         );
     }
     let _ = std::fs::remove_file(&big);
+    Ok(())
+}
+
+const MANY_KEYS: &str = "hit 1 KiB, 1,000,000 keys, Zipf";
+/// Distinct keys in the many-keys test.
+const KEYS: u64 = 1_000_000;
+
+/// wrk (core 1, 64 connections) with `script` until the origin has served `fetches` more
+/// requests (its access log counted every 2 s; at most 20 minutes), then stopped with SIGINT, on which wrk
+/// prints its summary; returns (requests, non-2xx responses and socket errors, seconds).
+fn wrk_fill(port: u16, script: &Path, work: &Path, fetches: usize) -> Result<(u64, u64, f64)> {
+    let t = std::time::Instant::now();
+    let before = origin_requests(work);
+    // taskset execs wrk: the child's PID is wrk's.
+    let child = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c64", "-d1200s", "-s"])
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("running wrk")?;
+    while origin_requests(work) - before < fetches && t.elapsed() < Duration::from_secs(1200) {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output()?;
+    let secs = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut requests, mut errors) = (0, 0);
+    for line in text.lines() {
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [n, "requests", "in", ..] => requests = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                for w in rest {
+                    errors += w.trim_end_matches(',').parse::<u64>().unwrap_or(0);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((requests, errors, secs))
+}
+
+/// Hits with many keys: slabfront is filled with `KEYS` distinct 1 KiB objects
+/// (`/1k.bin?k=1` .. `?k=1000000`, the query string is part of the cache key), then measured
+/// with keys drawn from a Zipf-like distribution (density ∝ 1/k over 1..1,000,000), against
+/// one object (`?k=1`) requested by the same script, the two alternating `--runs` times.
+/// Origin fetches during the measured runs are counted: each one is a miss (a key not filled,
+/// or evicted), so the Zipf runs are hits only if that count stays near zero.
+fn many_keys(args: &Args, server: &ServerProc, work: &Path) -> Result<()> {
+    let fill = work.join("fill.lua");
+    // Requests 1..=KEYS are the keys in order, then keys already asked for (hits) until the
+    // origin has served them all.
+    std::fs::write(
+        &fill,
+        format!(
+            "counter = 0\nrequest = function()\n  counter = counter + 1\n  local k = counter\n  if k > {KEYS} then k = math.random({KEYS}) end\n  return wrk.format(\"GET\", \"/1k.bin?k=\" .. k)\nend\n"
+        ),
+    )?;
+    let before = origin_requests(work);
+    let (filled, fill_errors, fill_secs) = wrk_fill(server.port, &fill, work, KEYS as usize)?;
+    let fetched = origin_requests(work) - before;
+    eprintln!(
+        "filled: {filled} requests in {fill_secs:.0} s, {fetched} origin fetches, {fill_errors} errors"
+    );
+    anyhow::ensure!(fill_errors == 0, "{fill_errors} errors while filling");
+    anyhow::ensure!(
+        fetched as u64 >= KEYS - 64,
+        "only {fetched} origin fetches for {KEYS} keys"
+    );
+    // The same script shape for both: the same Lua work per request on the client.
+    let script = |name: &str, pick: &str| -> Result<std::path::PathBuf> {
+        let p = work.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "request = function()\n  local k = math.floor(math.exp(math.random() * math.log({KEYS})))\n  {pick}\n  return wrk.format(\"GET\", \"/1k.bin?k=\" .. k)\nend\n"
+            ),
+        )?;
+        Ok(p)
+    };
+    let one = script("one-key.lua", "k = 1")?;
+    let zipf = script("zipf.lua", "")?;
+    let secs = args.duration;
+    let (mut single, mut many, mut misses) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..args.runs {
+        single.push(wrk_with(server, SMALL, 64, secs, Some(&one))?);
+        let before = origin_requests(work);
+        many.push(wrk_with(server, SMALL, 64, secs, Some(&zipf))?);
+        misses += origin_requests(work) - before;
+    }
+    let (single, many) = (crate::median_sample(&single), crate::median_sample(&many));
+    println!();
+    println!(
+        "Many keys ({}): {KEYS} distinct 1 KiB objects filled first ({filled} requests in {fill_secs:.0} s, {fetched} origin fetches); medians of {} runs x {secs} s, alternating.",
+        crate::procstat::cpu_model(),
+        args.runs
+    );
+    println!();
+    println!("| slabfront, 1 KiB hits, 64 conns (wrk + Lua) | req/s | p50 ms | p99 ms | server CPU % | req per CPU-s | errors | origin fetches (misses) | vs one object, per CPU-s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (label, m, fetches, ratio) in [
+        ("one object (?k=1)", &single, "-".to_string(), String::new()),
+        (
+            "1,000,000 keys, Zipf-like (density ∝ 1/k)",
+            &many,
+            misses.to_string(),
+            format!("**{:.3}**", many.per_cpu() / single.per_cpu()),
+        ),
+    ] {
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {fetches} | {ratio} |",
+            m.req_s,
+            m.p50_ms,
+            m.p99_ms,
+            100.0 * m.cpu / secs as f64,
+            m.per_cpu(),
+            m.errors,
+        );
+    }
     Ok(())
 }
