@@ -181,37 +181,27 @@ impl Conn {
         } else {
             s.keepalive_timeout
         };
-        if self.w.waits.is_shut_down() {
-            return first && self.first_request_at_shutdown(wait).await;
-        }
         // A worker-wide sweeper ends idle waits (a monoio timer is 640 bytes; an entry in the
         // sweeper's table is a few dozen), and ends them all on shutdown.
-        let deadline = self.w.waits.wait_until(self.w.waits.now() + wait);
-        let ready = monoio::select! {
-            r = self.stream.readable() => r.is_ok(),
-            _ = deadline => false,
+        let mut ready = !self.w.waits.is_shut_down() && {
+            let deadline = self.w.waits.wait_until(self.w.waits.now() + wait);
+            monoio::select! {
+                r = self.stream.readable() => r.is_ok(),
+                _ = deadline => false,
+            }
         };
+        // A new connection while shutting down (taken from a closing listener's queue, or
+        // accepted just before): its first request is answered, since closing it unread would
+        // reset it. Kept connections that are idle just close.
         if !ready && first && self.w.waits.is_shut_down() {
-            return self.first_request_at_shutdown(wait).await;
+            let r = monoio::time::timeout(wait.min(SHUTDOWN_FIRST_READ), self.stream.readable()).await;
+            ready = matches!(r, Ok(Ok(())));
         }
         if ready {
             self.buf = self.w.take_buf();
             self.out = self.w.take_buf();
         }
         ready
-    }
-
-    /// A new connection while shutting down (taken from a closing listener's queue, or
-    /// accepted just before): its first request is answered, since closing it unread would
-    /// reset it. Kept connections that are idle just close.
-    async fn first_request_at_shutdown(&mut self, wait: Duration) -> bool {
-        let ready = monoio::time::timeout(wait.min(SHUTDOWN_FIRST_READ), self.stream.readable()).await;
-        if matches!(ready, Ok(Ok(()))) {
-            self.buf = self.w.take_buf();
-            self.out = self.w.take_buf();
-            return true;
-        }
-        false
     }
 
     /// One request and its response. `Ok(true)`: keep the connection.

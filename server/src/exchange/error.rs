@@ -149,16 +149,6 @@ impl ExchangeError {
         self.fault() == Fault::Origin
     }
 
-    /// Whether the connection is closed after the answer whatever the request asked: the
-    /// request's framing can no longer be trusted, or its body was not read.
-    pub fn closes(&self) -> bool {
-        use ExchangeError as E;
-        matches!(
-            self,
-            E::Request(_) | E::BodyFraming(_) | E::BodyTooLarge | E::ViewerTimeout(_) | E::Overloaded
-        )
-    }
-
     /// The answer, framing left to the codec.
     pub fn answer(&self) -> ErrorAnswer {
         let allow: Option<Vec<u8>> = match self {
