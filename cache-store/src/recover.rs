@@ -211,7 +211,9 @@ fn find_runs(map: &Map, h: &FileHeader) -> Vec<Run> {
         let off = FILE_HEADER + i as u64 * h.segment_size;
         let mut buf = [0u8; 20];
         map.copy_out(off, &mut buf);
-        if let Some(sh) = SegHeader::decode(&buf) {
+        // A sequence of u64::MAX is never written (they count up from 1, and the next one could
+        // not be issued): such a header is damage, not a run.
+        if let Some(sh) = SegHeader::decode(&buf).filter(|sh| sh.seq != u64::MAX) {
             let len = (sh.run as usize).clamp(1, n - i);
             found.push(Run {
                 head: i,
