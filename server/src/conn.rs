@@ -1,64 +1,45 @@
-//! One client connection, as a sequence of named phases:
-//! wait (idle, no buffer held) → read head → read body → route → respond → write.
+//! The HTTP/1.1 codec: one viewer connection, its framing and its life.
+//!
+//! It reads request heads (`http::codec`) and bodies (Content-Length or chunked, `100
+//! Continue` when expected), hands each request to the exchange (`exchange`), and frames what
+//! the exchange answers: status line, `Server`/`Date` for local answers, `Content-Length` or
+//! chunked encoding, `Connection` and keep-alive, HEAD, pipelining, graceful close. Its sink
+//! (`send.rs`) decides how each body window leaves. The phases:
+//! wait (idle, no buffer held) → read head → exchange → write → close or loop.
 
 use crate::context::{Active, Worker};
-use crate::exchange::ExchangeError;
+use crate::exchange::{BodySource, End, Exchange, ExchangeError, Phase, ResponseHead};
 use crate::http::body::ChunkedDecoder;
 use crate::http::codec::{parse_request, BodyKind, Parsed};
-use crate::http::response::simple;
-use crate::http::uri::{clean_path, split_target, PathError};
-use crate::http::{Method, Request, Status};
-use crate::router::Target;
+use crate::http::{Method, Request, Version};
 use crate::runtime::viewer::Viewer;
-use crate::static_files::Body;
 use bytes::Bytes;
-use monoio::buf::IoBufMut;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+mod send;
+
 /// Pending pipelined responses are flushed once they reach this size.
 const FLUSH_AT: usize = 64 * 1024;
-/// Bodies from this size on are corked with their head.
-const CORK_MIN: usize = 64 * 1024;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a connection accepted while shutting down may take to send its request.
 const SHUTDOWN_FIRST_READ: Duration = Duration::from_secs(1);
-/// Chunk size for streaming large files from disk.
-const FILE_CHUNK: usize = 256 * 1024;
 
-/// The phase a read timed out in (for logs). Idle waits end without an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Head,
-    Body,
+/// The request body being read, for the current exchange.
+#[derive(Default)]
+struct BodyIn {
+    /// The body's framing has been looked at (size limit, `100 Continue`).
+    started: bool,
+    /// Read to its end (or there is none).
+    done: bool,
+    /// Chunked framing, else Content-Length with `left` bytes to come.
+    dec: Option<ChunkedDecoder>,
+    left: u64,
+    total: u64,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Head => "head",
-            Phase::Body => "body",
-        }
-    }
-}
-
-/// Why a connection ended early.
-#[derive(Debug)]
-enum End {
-    /// Peer closed, reset, or a write failed: nothing more to say.
-    Gone,
-    /// Time ran out in a phase.
-    Timeout(Phase),
-    /// The request was refused with this status (response already written).
-    Refused,
-}
-
-/// The phases of a request routed to a custom origin: key, lookup, hit, revalidate, collapse,
-/// fetch, relay and store, pass.
-mod caching;
-
-struct Conn {
+pub struct Conn {
     /// Counts this connection while it lives.
     _active: Active,
     w: Rc<Worker>,
@@ -70,13 +51,16 @@ struct Conn {
     /// Bytes received from and sent to the viewer on this connection.
     bytes_in: u64,
     bytes_out: u64,
-    /// Where the current response's head starts in `out`, until it has been read into `note`.
-    head_at: Option<usize>,
+    /// What the current response is, for the counters and the log.
     note: crate::observe::Note,
-    /// The current response comes from the proxy (it may carry a cache result).
-    proxied: bool,
-    /// When the current response's head went out.
+    /// When the current response's head was framed.
     first_byte: Option<Instant>,
+    /// The current exchange answered, and the connection may serve another request.
+    keep: bool,
+    /// The current response has a body (not 1xx, 204, 304), chunked when its length is unknown.
+    body_allowed: bool,
+    chunked: bool,
+    body: BodyIn,
     /// Received, not yet consumed bytes.
     buf: Vec<u8>,
     /// Response bytes not yet written.
@@ -101,10 +85,12 @@ pub fn serve(active: Active, stream: Viewer) -> impl std::future::Future<Output 
         viewer_tls,
         bytes_in: 0,
         bytes_out: 0,
-        head_at: None,
         note: crate::observe::Note::default(),
-        proxied: false,
         first_byte: None,
+        keep: false,
+        body_allowed: false,
+        chunked: false,
+        body: BodyIn::default(),
         buf: Vec::new(),
         out: Vec::new(),
     };
@@ -159,9 +145,7 @@ impl Conn {
         tracing::debug!(phase = phase.as_str(), "client timed out");
         if !self.w.waits.is_shut_down() {
             self.out.clear();
-            ExchangeError::ViewerTimeout(phase)
-                .answer()
-                .write_http1(&mut self.out, false, false, &[]);
+            self.write_error(ExchangeError::ViewerTimeout(phase), false);
             let _ = self.flush().await;
         }
     }
@@ -211,23 +195,32 @@ impl Conn {
             Some(req) => *req,
             None => self.read_head().await?,
         };
-        let start = self.begin();
-        let r = self.handle(&req).await;
+        let start = self.begin(&req);
+        let w = self.w.clone();
+        let r = Exchange::new(w, &req, self).run().await;
+        let r = match r {
+            Ok(()) if self.keep && self.body.done => Ok(true),
+            Ok(()) => self.flush().await.map(|()| false),
+            Err(e) => Err(e),
+        };
         self.end(&req, start, r).await
     }
 
     /// An exchange whose request head has just been taken off the buffer begins.
-    fn begin(&mut self) -> Start {
+    fn begin(&mut self, req: &Request) -> Start {
         // Times are for the access log only: the clock is not read without one.
         let start = Start {
             t0: self.w.log.is_some().then(Instant::now),
             in0: self.bytes_in.saturating_sub(self.buf.len() as u64),
             out0: self.bytes_out,
         };
-        self.head_at = Some(self.out.len());
         self.note = crate::observe::Note::default();
-        self.proxied = false;
         self.first_byte = None;
+        self.keep = false;
+        self.body = BodyIn {
+            done: req.body == BodyKind::None,
+            ..BodyIn::default()
+        };
         start
     }
 
@@ -242,13 +235,15 @@ impl Conn {
         r
     }
 
-    /// The exchange as far as it goes without waiting: a GET or HEAD without a body, its head
-    /// already received (or readable now), for a directory origin. `Parsed` (the head taken
-    /// off the buffer) for any other complete head; `Async` (nothing taken) when the head is
-    /// incomplete or refused; `Rest` when the response needs writing that may wait (a larger
-    /// body, a socket that took part, a connection to close).
+    /// The exchange as far as it goes without waiting: a GET or HEAD without a body for a
+    /// directory origin, its head already received (or readable now), its body (if any)
+    /// small enough to go with the head. `Parsed` (the head taken off the buffer) for any
+    /// other complete head; `Async` (nothing taken) when the head is incomplete or refused;
+    /// `Rest` when the response needs writing that may wait (a larger body, a socket that
+    /// took part, a connection to close). A codec-level shortcut: the general path gives the
+    /// same bytes (tested).
     fn exchange_now(&mut self) -> Now {
-        if self.viewer_tls {
+        if self.viewer_tls || !fast_path_enabled() {
             return Now::Async;
         }
         if self.buf.is_empty() {
@@ -268,32 +263,29 @@ impl Conn {
             _ => return Now::Async,
         };
         self.buf.drain(..n);
-        let plain = req.body == BodyKind::None && !req.expect_continue && self.viewer_policy(&req).is_none();
-        let Some(Route::Static(i, path, query)) = plain.then(|| self.route(&req)) else {
+        let plain = req.body == BodyKind::None
+            && !req.expect_continue
+            && crate::exchange::route::viewer_policy(&self.w, &req).is_none();
+        let Some(crate::exchange::route::Route::Static(i, path, query)) =
+            plain.then(|| crate::exchange::route::route(&self.w, &req))
+        else {
             // A body, a redirect policy, a custom origin or an error: the general path, with
             // the request as parsed here.
             return Now::Parsed(Box::new(req));
         };
-        let start = self.begin();
-        let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
+        let start = self.begin(&req);
         let w = self.w.clone();
-        let body = w.statics[i].serve(&req, &path, &query, keep_alive, w.waits.now(), &mut self.out);
-        let rest = |req, start, body| {
-            Now::Rest(Box::new(Rest {
-                req,
-                start,
-                body,
-                keep_alive,
-            }))
-        };
-        if !keep_alive || !matches!(body, Body::None) {
+        let (head, body) = w.statics[i].serve(&req, &path, &query, w.waits.now());
+        let body = self.frame(&req, &head, body);
+        let rest = |req, start, body| Now::Rest(Box::new(Rest { req, start, body }));
+        if !self.keep || !body.is_empty() {
             return rest(req, start, body);
         }
-        // Pipelined requests waiting: answer them in the same write (as `send` does).
+        // Pipelined requests waiting: answer them in the same write (as `respond` does).
         if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
             match self.flush_now() {
                 Ok(true) => {}
-                Ok(false) => return rest(req, start, Body::None),
+                Ok(false) => return rest(req, start, BodySource::Empty),
                 Err(e) => {
                     self.record(&req, start);
                     return Now::Done(Err(e));
@@ -306,20 +298,48 @@ impl Conn {
 
     /// What `exchange_now` left: the body is sent, then the exchange ends as any other.
     async fn finish(&mut self, rest: Rest) -> Result<bool, End> {
-        let Rest {
-            req,
-            start,
-            body,
-            keep_alive,
-        } = rest;
-        let r = self.respond(body, keep_alive).await;
+        let Rest { req, start, body } = rest;
+        let r = match self.send_body(&req, body, false).await {
+            Ok(()) if self.keep => Ok(true),
+            Ok(()) => self.flush().await.map(|()| false),
+            Err(e) => Err(e),
+        };
         self.end(&req, start, r).await
+    }
+
+    /// Frames a response head into `out` and decides whether the connection is kept; small
+    /// bodies in memory go into `out` with it. Returns what is left to send.
+    fn frame(&mut self, req: &Request, head: &ResponseHead<'_>, body: BodySource) -> BodySource {
+        let head_only = req.method == Method::Head;
+        let body_allowed = head.status >= 200 && !matches!(head.status, 204 | 304);
+        let unknown = head.length == crate::exchange::BodyLength::Unknown && body_allowed && !head_only;
+        let chunked = unknown && req.version == Version::Http11;
+        self.body_allowed = body_allowed;
+        self.chunked = chunked;
+        // An HTTP/1.0 viewer's body of unknown length ends with the connection.
+        let delimited = !unknown || chunked;
+        self.keep = req.keep_alive && !self.w.waits.is_shut_down() && !head.close && delimited;
+        self.note = crate::observe::Note::of(head, self.w.log.is_some());
+        self.first_byte = self.w.log.is_some().then(Instant::now);
+        send::write_head(&mut self.out, head, self.keep, chunked);
+        if head_only || !body_allowed {
+            return match body {
+                BodySource::Relay(_) => body,
+                _ => BodySource::Empty,
+            };
+        }
+        match body {
+            BodySource::Bytes(b) if b.len() <= send::SMALL_BODY => {
+                self.out.extend_from_slice(&b);
+                BodySource::Empty
+            }
+            other => other,
+        }
     }
 
     /// Writes the pending response bytes as far as the socket takes them now. `Ok(true)`: all
     /// of them; `Ok(false)`: the rest is still in `out`.
     fn flush_now(&mut self) -> Result<bool, End> {
-        self.capture();
         let n = match self.stream.try_write(&self.out) {
             Ok(n) => n,
             Err(_) => return Err(End::Gone),
@@ -330,27 +350,9 @@ impl Conn {
         Ok(self.out.is_empty())
     }
 
-    /// Reads the response head just written (once) into `note`.
-    fn capture(&mut self) {
-        if let Some(at) = self.head_at {
-            if at < self.out.len() {
-                self.note = if self.w.log.is_some() {
-                    crate::observe::Note::from_head(&self.out[at..])
-                } else if self.proxied {
-                    crate::observe::Note::brief(&self.out[at..])
-                } else {
-                    crate::observe::Note::status_only(&self.out[at..])
-                };
-                self.head_at = None;
-                self.first_byte = self.w.log.is_some().then(Instant::now);
-            }
-        }
-    }
-
     /// Counts the exchange and writes its access-log line.
     fn record(&mut self, req: &Request, start: Start) {
         let Start { t0, in0, out0 } = start;
-        self.capture();
         let w = self.w.clone();
         w.metrics.request(req.method, &self.note);
         if let Some(log) = &w.log {
@@ -382,157 +384,6 @@ impl Conn {
         }
     }
 
-    /// Writes the pending head (and response bytes) followed by `body`.
-    async fn send_out(&mut self, body: Bytes) -> Result<(), End> {
-        self.capture();
-        let out = std::mem::take(&mut self.out);
-        let n = (out.len() + body.len()) as u64;
-        let (res, out) = self.stream.write_all(out, body).await;
-        self.out = out;
-        self.bytes_out += n;
-        self.w.metrics.add(&self.w.metrics.bytes_out, n);
-        res.map_err(|_| End::Gone)
-    }
-
-    /// One request (its head already read) and its response. `Ok(true)`: keep the connection.
-    async fn handle(&mut self, req: &Request) -> Result<bool, End> {
-        let keep_alive = req.keep_alive && !self.w.waits.is_shut_down();
-
-        if !self.viewer_tls {
-            if let Some(refusal) = self.viewer_policy(req) {
-                self.read_body(req).await?;
-                let keep_alive = keep_alive && req.method != Method::Other;
-                let (status, location) = refusal;
-                match location {
-                    Some(loc) => simple(
-                        &mut self.out,
-                        status,
-                        "use HTTPS",
-                        req.method == Method::Head,
-                        keep_alive,
-                        &[("Location", loc.as_bytes())],
-                    ),
-                    None => ExchangeError::HttpsRequired.answer().write_http1(
-                        &mut self.out,
-                        req.method == Method::Head,
-                        keep_alive,
-                        &[],
-                    ),
-                }
-                self.flush().await?;
-                return Ok(keep_alive);
-            }
-        }
-        let route = self.route(req);
-        if let Route::Custom(origin, behavior, path, query) = route {
-            self.proxied = true;
-            // The proxy reads (or streams) the body itself.
-            let keep = Box::pin(self.proxy(req, origin, behavior, path, query, keep_alive)).await?;
-            if !keep {
-                self.flush().await?;
-                return Ok(false);
-            }
-            if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
-                self.flush().await?;
-            }
-            return Ok(true);
-        }
-        // A refused request with a body we have not asked for: answer without reading it.
-        let reject_early = matches!(route, Route::Error(..)) && req.expect_continue;
-        if !reject_early {
-            self.read_body(req).await?;
-        }
-        // An unknown method's semantics are unknown: answer it and close.
-        let keep_alive = keep_alive && !reject_early && req.method != Method::Other;
-        let head_only = req.method == Method::Head;
-        let body = match route {
-            Route::Error(e) => {
-                e.answer().write_http1(&mut self.out, head_only, keep_alive, &[]);
-                Body::None
-            }
-            Route::Options => {
-                options_response(&mut self.out, keep_alive);
-                Body::None
-            }
-            Route::Static(i, path, query) => {
-                let w = self.w.clone();
-                w.statics[i].serve(req, &path, &query, keep_alive, w.waits.now(), &mut self.out)
-            }
-            Route::Custom(..) => Body::None,
-        };
-        self.respond(body, keep_alive).await
-    }
-
-    /// Sends a local response's body after its head (already in `out`); a connection that is
-    /// not kept has everything flushed. `Ok(true)`: keep the connection.
-    async fn respond(&mut self, body: Body, keep_alive: bool) -> Result<bool, End> {
-        self.send(body).await?;
-        if !keep_alive {
-            self.flush().await?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// A plain-HTTP request under a behavior whose viewer protocol policy is not
-    /// `allow-all`: the redirect (301 for GET/HEAD, 307 otherwise) or the 403.
-    fn viewer_policy(&self, req: &Request) -> Option<(Status, Option<String>)> {
-        use config::ViewerProtocolPolicy as P;
-        if self.w.policies.iter().all(|p| *p == P::AllowAll) {
-            return None;
-        }
-        let (path, _) = split_target(req.target())?;
-        let clean = clean_path(path).ok()?;
-        let b = self.w.router.route_behavior(clean.path.as_bytes()).1;
-        match self.w.policies.get(b).copied().unwrap_or_default() {
-            P::AllowAll => None,
-            P::HttpsOnly => Some((Status(403), None)),
-            P::RedirectToHttps => {
-                let host = req
-                    .header("host")
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                // CloudFront redirects to the default HTTPS port: the Host's port goes.
-                let host = match host.strip_prefix('[') {
-                    Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
-                    None => host.split(':').next().unwrap_or_default().to_string(),
-                };
-                let target = String::from_utf8_lossy(req.target());
-                let status = if matches!(req.method, Method::Get | Method::Head) {
-                    301
-                } else {
-                    307
-                };
-                Some((Status(status), Some(format!("https://{host}{target}"))))
-            }
-        }
-    }
-
-    fn route(&self, req: &Request) -> Route {
-        let Some((path, query)) = split_target(req.target()) else {
-            if req.target() == b"*" && req.method == Method::Options {
-                return Route::Options;
-            }
-            return Route::Error(ExchangeError::Target("invalid request target"));
-        };
-        let clean = match clean_path(path) {
-            Ok(c) => c,
-            Err(PathError::Invalid(why)) => return Route::Error(ExchangeError::Target(why)),
-            Err(PathError::Escapes) => return Route::Error(ExchangeError::Target("path leaves the root")),
-        };
-        match self.w.router.route_behavior(clean.path.as_bytes()) {
-            (Target::Static(i), _) => {
-                if !matches!(req.method, Method::Get | Method::Head) {
-                    return Route::Error(ExchangeError::MethodNotServed {
-                        unknown: req.method == Method::Other,
-                    });
-                }
-                Route::Static(i, clean, query.to_vec())
-            }
-            (Target::Custom(i), b) => Route::Custom(i, b, path.to_vec(), query.to_vec()),
-        }
-    }
-
     /// Reads until a whole request head is buffered, then takes it off the buffer.
     async fn read_head(&mut self) -> Result<Request, End> {
         // Taken when the first wait begins: usually the whole head is already buffered.
@@ -559,6 +410,18 @@ impl Conn {
         }
     }
 
+    /// Writes an error answer that closes the connection (the codec's own refusals: a head or
+    /// body it cannot read, a viewer out of time).
+    fn write_error(&mut self, e: ExchangeError, head_only: bool) {
+        let (mut head, body) = e.answer();
+        head.close = true;
+        self.note = crate::observe::Note::of(&head, self.w.log.is_some());
+        send::write_head(&mut self.out, &head, false, false);
+        if !head_only {
+            self.out.extend_from_slice(&body);
+        }
+    }
+
     /// Answers with the error's status and marks the connection for closing.
     fn refuse(&mut self, e: impl Into<ExchangeError>) -> End {
         let e = e.into();
@@ -568,105 +431,72 @@ impl Conn {
             fault = e.fault().as_str(),
             "request refused"
         );
-        e.answer().write_http1(&mut self.out, false, false, &[]);
+        self.write_error(e, false);
         End::Refused
     }
 
-    /// Reads and discards the request body (directory origins take none).
-    async fn read_body(&mut self, req: &Request) -> Result<(), End> {
-        match self.take_body(req, None).await {
-            Ok(()) => Ok(()),
-            Err(caching::Forward::Viewer(e)) => Err(e),
-            // Nothing is sent anywhere without an origin connection.
-            Err(caching::Forward::Origin(_)) => Err(End::Gone),
+    /// The next piece of the request body, its framing checked (Content-Length, or chunked
+    /// with the size limit) and removed; `None` at its end.
+    async fn next_body_piece(&mut self, req: &Request) -> Result<Option<Bytes>, End> {
+        if self.body.done {
+            return Ok(None);
         }
-    }
-
-    /// Reads the request body as it arrives, framing checked (Content-Length, or chunked
-    /// with the size limit), and hands each piece, as framed, to the origin connection `to`,
-    /// or discards it.
-    async fn take_body(
-        &mut self,
-        req: &Request,
-        mut to: Option<&mut crate::proxy::upstream::UpConn>,
-    ) -> Result<(), caching::Forward> {
-        use caching::Forward;
         let max = self.w.settings.max_body_bytes;
-        let timeout = self.w.settings.body_timeout;
-        let mut dec = match req.body {
-            BodyKind::None => return Ok(()),
-            BodyKind::Length(n) if n > max => {
-                return Err(Forward::Viewer(self.refuse(ExchangeError::BodyTooLarge)))
+        if !self.body.started {
+            self.body.started = true;
+            match req.body {
+                BodyKind::Length(n) if n > max => return Err(self.refuse(ExchangeError::BodyTooLarge)),
+                BodyKind::Length(n) => self.body.left = n,
+                BodyKind::Chunked => self.body.dec = Some(ChunkedDecoder::new()),
+                BodyKind::None => {}
             }
-            BodyKind::Length(_) => None,
-            BodyKind::Chunked => Some(ChunkedDecoder::new()),
-        };
-        let mut left = match req.body {
-            BodyKind::Length(n) => n,
-            _ => 0,
-        };
-        self.continue_if_expected(req).await.map_err(Forward::Viewer)?;
-        let mut total: u64 = 0;
+            if req.expect_continue && self.buf.is_empty() {
+                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                self.flush().await?;
+            }
+        }
+        let timeout = self.w.settings.body_timeout;
         loop {
-            let (used, done) = match dec.as_mut() {
+            let piece = match self.body.dec.as_mut() {
                 None => {
-                    let take = (self.buf.len() as u64).min(left) as usize;
-                    left -= take as u64;
-                    (take, left == 0)
+                    let take = (self.buf.len() as u64).min(self.body.left) as usize;
+                    self.body.left -= take as u64;
+                    self.body.done = self.body.left == 0;
+                    Bytes::from(self.buf.drain(..take).collect::<Vec<u8>>())
                 }
                 Some(dec) => {
                     let mut used = 0;
+                    let mut data = Vec::new();
                     loop {
                         let step = match dec.step(&self.buf[used..]) {
                             Ok(s) => s,
-                            Err(e) => {
-                                return Err(Forward::Viewer(self.refuse(ExchangeError::BodyFraming(e.0))))
-                            }
+                            Err(e) => return Err(self.refuse(ExchangeError::BodyFraming(e.0))),
                         };
-                        total += step.data.len() as u64;
+                        data.extend_from_slice(&self.buf[used..][step.data.clone()]);
+                        self.body.total += step.data.len() as u64;
                         used += step.consumed;
-                        if total + dec.remaining_in_chunk() > max {
-                            return Err(Forward::Viewer(self.refuse(ExchangeError::BodyTooLarge)));
+                        if self.body.total + dec.remaining_in_chunk() > max {
+                            return Err(self.refuse(ExchangeError::BodyTooLarge));
                         }
                         if dec.is_done() || step.consumed == 0 {
                             break;
                         }
                     }
-                    (used, dec.is_done())
+                    self.body.done = dec.is_done();
+                    self.buf.drain(..used);
+                    Bytes::from(data)
                 }
             };
-            if used > 0 {
-                match to.as_deref_mut() {
-                    // The framing was checked: the piece goes on as it came.
-                    Some(up) => {
-                        let piece: Vec<u8> = self.buf.drain(..used).collect();
-                        up.write_all(piece).await.map_err(Forward::Origin)?;
-                    }
-                    None => {
-                        self.buf.drain(..used);
-                    }
-                }
+            if !piece.is_empty() {
+                return Ok(Some(piece));
             }
-            if done {
-                return Ok(());
+            if self.body.done {
+                return Ok(None);
             }
-            if self
-                .read_more(|| Instant::now() + timeout, Phase::Body)
-                .await
-                .map_err(Forward::Viewer)?
-                == 0
-            {
-                return Err(Forward::Viewer(End::Gone));
+            if self.read_more(|| Instant::now() + timeout, Phase::Body).await? == 0 {
+                return Err(End::Gone);
             }
         }
-    }
-
-    async fn continue_if_expected(&mut self, req: &Request) -> Result<(), End> {
-        if req.expect_continue && self.buf.is_empty() {
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            self.flush().await?;
-        }
-        Ok(())
     }
 
     /// Appends what the socket has to `buf`; 0 means the peer closed. `deadline` is asked for
@@ -696,125 +526,9 @@ impl Conn {
         }
     }
 
-    /// Writes the pending response bytes.
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        self.send_out(Bytes::new()).await
-    }
-
     fn count_in(&mut self, n: usize) {
         self.bytes_in += n as u64;
         self.w.metrics.add(&self.w.metrics.bytes_in, n as u64);
-    }
-
-    /// Sends a response body after its head (already in `out`).
-    async fn send(&mut self, body: Body) -> Result<(), End> {
-        match body {
-            Body::None => {
-                // Pipelined requests waiting: answer them in the same write.
-                if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
-                    self.flush().await?;
-                }
-                Ok(())
-            }
-            Body::Bytes(b) => self.send_out(b).await,
-            Body::File {
-                path,
-                offset,
-                len,
-                open,
-                mem,
-            } => {
-                let _cork = self.cork_large(len as usize);
-                if let (Viewer::Plain(_), Some(file)) = (&self.stream, &open) {
-                    // Only from the page cache: a read from disk inside sendfile would stall
-                    // every connection of this worker.
-                    match cache_store::page_cached(file, offset, len) {
-                        Some(true) => {
-                            self.flush().await?;
-                            return self.sendfile(&path, file, offset, len).await;
-                        }
-                        // Served another way this time; the next request finds the pages.
-                        Some(false) => crate::runtime::io::will_need(file, offset, len),
-                        None => {}
-                    }
-                }
-                match mem {
-                    Some(b) => self.send_out(b).await,
-                    None => {
-                        self.flush().await?;
-                        self.stream_from_disk(&path, offset, len).await
-                    }
-                }
-            }
-        }
-    }
-
-    /// For a large body to a plain-TCP viewer: head and body leave in full segments (nginx's
-    /// `tcp_nopush`) until the guard is dropped. Small bodies go in one write anyway.
-    fn cork_large(&self, body_len: usize) -> Option<crate::runtime::io::Cork> {
-        (body_len >= CORK_MIN && !self.viewer_tls).then(|| crate::runtime::io::Cork::set(self.stream.tcp()))
-    }
-
-    async fn sendfile(
-        &mut self,
-        path: &std::path::Path,
-        file: &std::fs::File,
-        offset: u64,
-        len: u64,
-    ) -> Result<(), End> {
-        let Viewer::Plain(tcp) = &self.stream else {
-            return Err(End::Gone);
-        };
-        let res = crate::runtime::io::send_file(tcp, file, offset, len).await;
-        let sent = match &res {
-            Ok(()) => len,
-            Err((_, n)) => *n,
-        };
-        self.bytes_out += sent;
-        self.w.metrics.add(&self.w.metrics.bytes_out, sent);
-        res.map_err(|(e, _)| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                tracing::warn!(path = %path.display(), "file shrank while being sent");
-            }
-            End::Gone
-        })
-    }
-
-    /// Reads the file in chunks (io_uring reads) and sends each: for bodies not in the page
-    /// cache and not in memory, or for HTTPS viewers.
-    async fn stream_from_disk(
-        &mut self,
-        path: &std::path::Path,
-        mut offset: u64,
-        len: u64,
-    ) -> Result<(), End> {
-        // The head is already out: a failure from here on can only close the connection.
-        let file = monoio::fs::File::open(path).await.map_err(|e| {
-            tracing::warn!(path = %path.display(), error = %e, "cannot open file");
-            End::Gone
-        })?;
-        let end = offset + len;
-        let mut chunk = Vec::with_capacity(FILE_CHUNK.min(len as usize));
-        while offset < end {
-            let want = ((end - offset) as usize).min(FILE_CHUNK);
-            chunk.clear();
-            let (res, buf) = file.read_at(chunk.slice_mut(0..want), offset).await;
-            chunk = buf.into_inner();
-            match res {
-                Ok(0) | Err(_) => {
-                    tracing::warn!(path = %path.display(), "file shrank while being sent");
-                    return Err(End::Gone);
-                }
-                Ok(n) => offset += n as u64,
-            }
-            self.send_out(Bytes::from(std::mem::take(&mut chunk))).await?;
-            chunk = Vec::with_capacity(want);
-        }
-        let _ = file.close().await;
-        Ok(())
     }
 
     /// Closes politely: stop sending, then drain what the client still sends for a moment, so
@@ -838,13 +552,41 @@ impl Conn {
     }
 }
 
-enum Route {
-    /// Refused before any origin: a bad target, or a method a directory origin does not serve.
-    Error(ExchangeError),
-    Options,
-    Static(usize, crate::http::uri::CleanPath, Vec<u8>),
-    /// Origin index, behavior index, raw path, query.
-    Custom(usize, usize, Vec<u8>, Vec<u8>),
+impl crate::exchange::Sink for Conn {
+    fn secure(&self) -> bool {
+        self.viewer_tls
+    }
+
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer
+    }
+
+    async fn body_piece(&mut self, req: &Request) -> Result<Option<Bytes>, End> {
+        self.next_body_piece(req).await
+    }
+
+    async fn interim(&mut self, req: &Request, head: &ResponseHead<'_>) {
+        // RFC 9110 §15.2: never to an HTTP/1.0 viewer.
+        if req.version == Version::Http11 {
+            send::write_interim(&mut self.out, head);
+            let _ = self.flush().await;
+        }
+    }
+
+    async fn respond(&mut self, req: &Request, head: ResponseHead<'_>, body: BodySource) -> Result<(), End> {
+        let body = self.frame(req, &head, body);
+        drop(head);
+        let streaming = matches!(body, BodySource::Relay(_));
+        self.send_body(req, body, streaming).await?;
+        if !self.keep {
+            return self.flush().await;
+        }
+        // Pipelined requests waiting: answered in the same write.
+        if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where an exchange's counts started (for its access-log line).
@@ -870,15 +612,24 @@ enum Now {
 struct Rest {
     req: Request,
     start: Start,
-    body: Body,
-    keep_alive: bool,
+    body: BodySource,
 }
 
-/// `OPTIONS *`: what the server allows in general.
-fn options_response(out: &mut Vec<u8>, keep_alive: bool) {
-    use crate::http::WriteHead;
-    out.start(Status(200));
-    out.header("Allow", b"GET, HEAD, OPTIONS");
-    out.header_u64("Content-Length", 0);
-    out.end(keep_alive);
+/// An error answer as HTTP/1.1 bytes, closing the connection (for refusals made before a
+/// connection is served, such as too many connections).
+pub fn error_bytes(e: ExchangeError) -> Vec<u8> {
+    let (mut head, body) = e.answer();
+    head.close = true;
+    let mut out = Vec::with_capacity(256);
+    send::write_head(&mut out, &head, false, false);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The synchronous shortcut for small static responses is on unless
+/// `SLABFRONT_NO_FAST_PATH` is set (the differential test compares both paths' bytes).
+fn fast_path_enabled() -> bool {
+    static ON: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("SLABFRONT_NO_FAST_PATH").is_none());
+    *ON
 }

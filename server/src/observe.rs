@@ -4,15 +4,15 @@
 //! Each worker writes only its own counters (relaxed atomics nobody else writes) and its own
 //! log buffer; the admin thread reads the counters, and a log thread writes the buffers out.
 
+use crate::exchange::{BodyLength, ResponseHead};
 use crate::http::{Method, Request};
-use memchr::memmem::Finder;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::sync::LazyLock;
 use std::time::Duration;
 
-/// What a response was, for counters and the log (read from the head that was sent).
+/// What a response was, for counters and the log (from the structured head, never from
+/// the bytes a codec wrote).
 #[derive(Debug, Clone, Default)]
 pub struct Note {
     pub status: u16,
@@ -24,84 +24,36 @@ pub struct Note {
 }
 
 impl Note {
-    /// Reads a response head (status line and fields) as written to the viewer.
-    pub fn from_head(head: &[u8]) -> Note {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut r = httparse::Response::new(&mut headers);
-        if r.parse(head).is_err() {
-            return Note::default();
-        }
+    /// What a response head says, as the exchange produced it: every logged part when
+    /// `detailed` (an access log is written), else the status and cache result (counters).
+    pub fn of(head: &ResponseHead<'_>, detailed: bool) -> Note {
         let mut n = Note {
-            status: r.code.unwrap_or(0),
+            status: head.status,
+            result: head.cache.as_str(),
             ..Note::default()
         };
-        for h in r.headers.iter() {
-            let v = h.value;
-            if h.name.eq_ignore_ascii_case("x-cache") {
-                n.result = match v.split(|&b| b == b' ').next().unwrap_or_default() {
-                    b"Hit" => "Hit",
-                    b"Miss" => "Miss",
-                    b"RefreshHit" => "RefreshHit",
-                    _ => "Error",
-                };
-            } else if h.name.eq_ignore_ascii_case("content-type") {
-                n.content_type = Some(String::from_utf8_lossy(v).into_owned());
-            } else if h.name.eq_ignore_ascii_case("content-length") {
-                n.content_len = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse().ok());
-            } else if h.name.eq_ignore_ascii_case("content-range") {
-                // bytes a-b/len
-                let s = String::from_utf8_lossy(v);
-                if let Some((a, b)) = s
-                    .trim()
-                    .strip_prefix("bytes ")
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|r| r.split_once('-'))
-                {
-                    if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
-                        n.range = Some((a, b));
-                    }
-                }
-            }
+        if !detailed {
+            return n;
         }
-        n
-    }
-
-    /// Just the status (for counters when nothing is logged, and the response cannot carry
-    /// a cache result: local content).
-    pub fn status_only(head: &[u8]) -> Note {
-        let status = head
-            .get(9..12)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0);
-        Note {
-            status,
-            ..Note::default()
-        }
-    }
-
-    /// Just the status and the cache result (for counters when nothing is logged).
-    pub fn brief(head: &[u8]) -> Note {
-        let status = Note::status_only(head).status;
-        // Vectorised searches, built once: this runs for every response.
-        static HEAD_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
-        // slabfront writes the field itself, in this case.
-        static X_CACHE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nX-Cache: "));
-        let end = HEAD_END.find(head).unwrap_or(head.len());
-        let head = &head[..end];
-        let result = X_CACHE.find(head).map_or("", |i| {
-            match head[i + 10..].split(|&b| b == b' ').next().unwrap_or_default() {
-                b"Hit" => "Hit",
-                b"Miss" => "Miss",
-                b"RefreshHit" => "RefreshHit",
-                _ => "Error",
-            }
+        n.content_type = head
+            .get("content-type")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        n.content_len = match head.length {
+            BodyLength::Known(len) => Some(len),
+            _ => None,
+        };
+        // bytes a-b/len
+        n.range = head.get("content-range").and_then(|v| {
+            let s = std::str::from_utf8(v).ok()?;
+            let (a, b) = s
+                .trim()
+                .strip_prefix("bytes ")?
+                .split('/')
+                .next()?
+                .split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
         });
-        Note {
-            status,
-            result,
-            ..Note::default()
-        }
+        n
     }
 
     /// The result type CloudFront logs: errors are `Error` whatever the cache did.
@@ -689,24 +641,28 @@ mod tests {
     }
 
     #[test]
-    fn notes_come_from_the_sent_head() {
-        let n = Note::from_head(
-            b"HTTP/1.1 206 Partial Content\r\nContent-Type: text/html\r\nContent-Length: 10\r\nContent-Range: bytes 5-14/100\r\nX-Cache: RefreshHit from slabfront\r\n\r\nbody",
-        );
+    fn notes_come_from_the_structured_head() {
+        use crate::exchange::CacheResult;
+        let mut h = ResponseHead::local(206).with_cache(CacheResult::RefreshHit);
+        h.field("Content-Type", &b"text/html"[..]);
+        h.field("Content-Range", &b"bytes 5-14/100"[..]);
+        h.length = BodyLength::Known(10);
+        let n = Note::of(&h, true);
         assert_eq!(n.status, 206);
         assert_eq!(n.result, "RefreshHit");
+        assert_eq!(n.content_type.as_deref(), Some("text/html"));
         assert_eq!(n.content_len, Some(10));
         assert_eq!(n.range, Some((5, 14)));
         assert_eq!(n.edge_result(), "RefreshHit");
-        let b = Note::brief(
-            b"HTTP/1.1 206 Partial Content\r\nContent-Type: text/html\r\nX-Cache: RefreshHit from slabfront\r\n\r\nbody",
-        );
-        assert_eq!((b.status, b.result), (206, "RefreshHit"));
-        assert_eq!(Note::brief(b"HTTP/1.1 200 OK\r\n\r\nX-Cache: Hit").result, "");
-        let l = Note::status_only(b"HTTP/1.1 304 Not Modified\r\nX-Cache: Hit from slabfront\r\n\r\n");
-        assert_eq!((l.status, l.result), (304, ""));
-        let e = Note::from_head(b"HTTP/1.1 404 Not Found\r\n\r\n");
+        let b = Note::of(&h, false);
+        assert_eq!((b.status, b.result, b.content_len), (206, "RefreshHit", None));
+        let mut l = ResponseHead::local(304);
+        // A field an origin sent is not the cache result: only the structured one counts.
+        l.field("X-Cache", &b"Hit from elsewhere"[..]);
+        assert_eq!((Note::of(&l, true).status, Note::of(&l, true).result), (304, ""));
+        let e = Note::of(&ResponseHead::local(404), true);
         assert_eq!(e.edge_result(), "Error");
+        assert_eq!(e.content_len, None);
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! `sendfile` when the range is in the page cache (checked with `cachestat`), else from memory
 //! or read from disk in chunks, with the pages asked for in the background.
 
+use crate::exchange::body::FileBody;
+use crate::exchange::{text, BodyLength, BodySource, ResponseHead};
 use crate::http::codec::trim;
 use crate::http::conditional::{evaluate, if_range_allows, parse_range, secs, Precondition, RangeSpec};
 use crate::http::uri::CleanPath;
-use crate::http::{Method, Request, Status, WriteHead};
+use crate::http::{Method, Request};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -57,8 +59,8 @@ pub struct FileEntry {
     pub len: u64,
     pub etag: Box<str>,
     pub last_modified: SystemTime,
-    /// `Last-Modified`, `ETag` and `Accept-Ranges` header lines, formatted once.
-    fixed: Box<[u8]>,
+    /// `Last-Modified`, `ETag` and `Accept-Ranges`, formatted once.
+    fixed: Box<[(&'static str, Bytes)]>,
     pub content_type: &'static str,
     /// The whole body when it is small enough to keep in memory.
     pub body: Option<Bytes>,
@@ -116,25 +118,6 @@ impl Drop for KeptFile {
 /// from memory or read from disk).
 const MAX_KEPT_OPEN: usize = 4096;
 
-/// How the body of a response is to be sent.
-#[derive(Debug)]
-pub enum Body {
-    /// Head only (or the body is already in the head buffer).
-    None,
-    /// From memory.
-    Bytes(Bytes),
-    /// From a file, `offset` and `len` bytes: by `sendfile` from `open` when the viewer is
-    /// plain TCP and the range is in the page cache, else from `mem` (the same bytes, kept in
-    /// memory), else read from disk in chunks.
-    File {
-        path: PathBuf,
-        offset: u64,
-        len: u64,
-        open: Option<Rc<KeptFile>>,
-        mem: Option<Bytes>,
-    },
-}
-
 /// Most entries (found or not) remembered per worker.
 const MAX_SLOTS: usize = 100_000;
 
@@ -157,18 +140,16 @@ impl StaticOrigin {
         req: &Request,
         path: &CleanPath,
         query: &[u8],
-        keep_alive: bool,
         now: Instant,
-        out: &mut Vec<u8>,
-    ) -> Body {
+    ) -> (ResponseHead<'static>, BodySource) {
         let head_only = req.method == Method::Head;
         let (entry, entry_path) = match self.lookup(&path.path, now) {
             Resolved::File(e) if !path.trailing_slash => (e, std::borrow::Cow::Borrowed(path.path.as_str())),
-            Resolved::File(_) => return not_found(out, head_only, keep_alive),
+            Resolved::File(_) => return not_found(),
             Resolved::Dir => {
                 let index = &self.opts.default_root_object;
                 if index.is_empty() {
-                    return not_found(out, head_only, keep_alive);
+                    return not_found();
                 }
                 let index_path = if path.path == "/" {
                     format!("/{index}")
@@ -190,20 +171,14 @@ impl StaticOrigin {
                             loc.push(b'?');
                             loc.extend_from_slice(query);
                         }
-                        crate::http::response::simple(
-                            out,
-                            Status(301),
-                            "moved permanently",
-                            head_only,
-                            keep_alive,
-                            &[("Location", &loc)],
-                        );
-                        return Body::None;
+                        let (mut head, body) = text(301, "moved permanently");
+                        head.fields.insert(0, ("Location".into(), loc.into()));
+                        return (head, BodySource::Bytes(body));
                     }
-                    _ => return not_found(out, head_only, keep_alive),
+                    _ => return not_found(),
                 }
             }
-            Resolved::Missing => return not_found(out, head_only, keep_alive),
+            Resolved::Missing => return not_found(),
         };
 
         // Content negotiation: a precompressed sibling when the client accepts it.
@@ -231,34 +206,28 @@ impl StaticOrigin {
             }
         }
         let e = &*chosen;
-        let extra = |out: &mut Vec<u8>| {
-            out.extend_from_slice(&e.fixed);
+        let extra = |head: &mut ResponseHead<'static>| {
+            for (n, v) in e.fixed.iter() {
+                head.field(*n, v.clone());
+            }
             if let Some(enc) = encoding {
-                out.header("Content-Encoding", enc.as_bytes());
+                head.field("Content-Encoding", enc);
             }
             if vary {
-                out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+                head.field("Vary", "Accept-Encoding");
             }
         };
 
         // Preconditions (RFC 9110 §13.2.2).
         match evaluate(req, Some(e.etag.as_bytes()), Some(secs(e.last_modified))) {
             Precondition::Failed => {
-                crate::http::response::simple(
-                    out,
-                    Status(412),
-                    "precondition failed",
-                    head_only,
-                    keep_alive,
-                    &[],
-                );
-                return Body::None;
+                let (head, body) = text(412, "precondition failed");
+                return (head, BodySource::Bytes(body));
             }
             Precondition::NotModified => {
-                out.start(Status(304));
-                extra(out);
-                out.end(keep_alive);
-                return Body::None;
+                let mut head = ResponseHead::local(304);
+                extra(&mut head);
+                return (head, BodySource::Empty);
             }
             Precondition::Proceed => {}
         }
@@ -272,15 +241,13 @@ impl StaticOrigin {
                         RangeSpec::Ignore => {}
                         RangeSpec::Satisfiable(a, b) => range = Some((a, b)),
                         RangeSpec::Unsatisfiable => {
-                            let cr = format!("bytes */{}", e.len);
-                            out.start(Status(416));
-                            extra(out);
-                            out.header("Content-Range", cr.as_bytes());
-                            out.header("Content-Type", b"text/plain; charset=utf-8");
-                            out.header_u64("Content-Length", 23);
-                            out.end(keep_alive);
-                            out.extend_from_slice(b"range not satisfiable\r\n");
-                            return Body::None;
+                            let mut head = ResponseHead::local(416);
+                            extra(&mut head);
+                            head.field("Content-Range", format!("bytes */{}", e.len));
+                            head.field("Content-Type", "text/plain; charset=utf-8");
+                            head.length = BodyLength::Known(23);
+                            let body = Bytes::from_static(b"range not satisfiable\r\n");
+                            return (head, BodySource::Bytes(body));
                         }
                     }
                 }
@@ -288,51 +255,37 @@ impl StaticOrigin {
         }
 
         let (status, offset, len) = match range {
-            Some((a, b)) => (Status(206), a, b - a + 1),
-            None => (Status(200), 0, e.len),
+            Some((a, b)) => (206, a, b - a + 1),
+            None => (200, 0, e.len),
         };
-        out.start(status);
-        out.header("Content-Type", entry.content_type.as_bytes());
-        extra(out);
+        let mut head = ResponseHead::local(status);
+        head.field("Content-Type", entry.content_type);
+        extra(&mut head);
         if range.is_some() {
-            let cr = format!("bytes {}-{}/{}", offset, offset + len - 1, e.len);
-            out.header("Content-Range", cr.as_bytes());
+            head.field(
+                "Content-Range",
+                format!("bytes {}-{}/{}", offset, offset + len - 1, e.len),
+            );
         }
-        out.header_u64("Content-Length", len);
-        out.end(keep_alive);
+        head.length = BodyLength::Known(len);
         if head_only || len == 0 {
-            return Body::None;
+            return (head, BodySource::Empty);
         }
         if len >= SENDFILE_MIN && e.file.is_some() {
-            return Body::File {
-                path: e.path.clone(),
-                offset,
-                len,
-                open: e.file.clone(),
-                mem: e
-                    .body
-                    .as_ref()
-                    .map(|b| b.slice(offset as usize..(offset + len) as usize)),
-            };
+            let mem = e
+                .body
+                .as_ref()
+                .map(|b| b.slice(offset as usize..(offset + len) as usize));
+            return (
+                head,
+                BodySource::File(FileBody::new(e.path.clone(), offset, len, e.file.clone(), mem)),
+            );
         }
-        match &e.body {
-            Some(b) => {
-                let range = offset as usize..(offset + len) as usize;
-                if range.len() <= SMALL_BODY {
-                    out.extend_from_slice(&b[range]);
-                    Body::None
-                } else {
-                    Body::Bytes(b.slice(range))
-                }
-            }
-            None => Body::File {
-                path: e.path.clone(),
-                offset,
-                len,
-                open: None,
-                mem: None,
-            },
-        }
+        let body = match &e.body {
+            Some(b) => BodySource::Bytes(b.slice(offset as usize..(offset + len) as usize)),
+            None => BodySource::File(FileBody::new(e.path.clone(), offset, len, None, None)),
+        };
+        (head, body)
     }
 
     /// A file's whole body and content type, if it is kept in memory (error pages).
@@ -474,16 +427,20 @@ impl StaticOrigin {
         };
         let last_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let etag = format!("\"{:x}-{:x}-{:x}\"", ident.mtime_ns as u64, ident.size, ident.ino);
-        let mut fixed = Vec::with_capacity(128);
-        fixed.header("Last-Modified", httpdate::fmt_http_date(last_modified).as_bytes());
-        fixed.header("ETag", etag.as_bytes());
-        fixed.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        let fixed: Box<[(&'static str, Bytes)]> = Box::new([
+            (
+                "Last-Modified",
+                Bytes::from(httpdate::fmt_http_date(last_modified)),
+            ),
+            ("ETag", Bytes::copy_from_slice(etag.as_bytes())),
+            ("Accept-Ranges", Bytes::from_static(b"bytes")),
+        ]);
         Ok(FileEntry {
             path: fs_path.to_path_buf(),
             len: ident.size,
             etag: etag.into(),
             last_modified,
-            fixed: fixed.into(),
+            fixed,
             content_type: content_type(fs_path),
             body,
             file,
@@ -498,9 +455,6 @@ impl StaticOrigin {
 /// pages go to the socket without a copy through user space (measured here against writing
 /// from memory: 1.2-1.3x more bytes per CPU-second with a client that reads the bodies).
 pub const SENDFILE_MIN: u64 = 64 * 1024;
-
-/// Bodies up to this size are copied into the head buffer (one write); larger ones go by writev.
-const SMALL_BODY: usize = 16 * 1024;
 
 const PATH_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
@@ -521,9 +475,9 @@ fn sibling(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn not_found(out: &mut Vec<u8>, head_only: bool, keep_alive: bool) -> Body {
-    crate::http::response::simple(out, Status(404), "not found", head_only, keep_alive, &[]);
-    Body::None
+fn not_found() -> (ResponseHead<'static>, BodySource) {
+    let (head, body) = text(404, "not found");
+    (head, BodySource::Bytes(body))
 }
 
 fn content_type(path: &Path) -> &'static str {

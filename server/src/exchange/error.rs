@@ -6,6 +6,7 @@
 //! answer in their own framing from [`ErrorAnswer`]; custom error pages (`error_responses`)
 //! are applied by the caller for the faults that allow them ([`ExchangeError::takes_error_page`]).
 
+use super::response::{text, ResponseHead};
 use crate::http::codec::ParseError;
 use crate::http::Status;
 use crate::proxy::upstream::UpstreamError;
@@ -35,7 +36,7 @@ impl Fault {
 }
 
 /// The phase a viewer ran out of time in.
-pub use crate::conn::Phase as TimeoutPhase;
+pub use super::Phase as TimeoutPhase;
 
 /// An exchange that cannot be answered normally.
 #[derive(Debug)]
@@ -149,18 +150,19 @@ impl ExchangeError {
         self.fault() == Fault::Origin
     }
 
-    /// The answer, framing left to the codec.
-    pub fn answer(&self) -> ErrorAnswer {
+    /// The answer: a short text response (with `Allow` where it applies), framing left to
+    /// the codec.
+    pub fn answer(&self) -> (ResponseHead<'static>, bytes::Bytes) {
+        let (mut head, body) = text(self.status().0, self.reason());
         let allow: Option<Vec<u8>> = match self {
             ExchangeError::MethodNotAllowed { allow } => Some(allow.clone().into_bytes()),
             ExchangeError::MethodNotServed { .. } => Some(b"GET, HEAD".to_vec()),
             _ => None,
         };
-        ErrorAnswer {
-            status: self.status(),
-            reason: self.reason(),
-            allow,
+        if let Some(a) = allow {
+            head.fields.insert(0, ("Allow".into(), a.into()));
         }
+        (head, body)
     }
 }
 
@@ -173,26 +175,6 @@ impl From<ParseError> for ExchangeError {
 impl From<UpstreamError> for ExchangeError {
     fn from(e: UpstreamError) -> Self {
         ExchangeError::Origin(e)
-    }
-}
-
-/// A plain error answer: status, a text body, and the `Allow` field when one applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorAnswer {
-    pub status: Status,
-    pub reason: &'static str,
-    pub allow: Option<Vec<u8>>,
-}
-
-impl ErrorAnswer {
-    /// Writes the answer as an HTTP/1.1 response (the codec's framing), with `extra` fields.
-    pub fn write_http1(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool, extra: &[(&str, &[u8])]) {
-        let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(extra.len() + 1);
-        if let Some(a) = &self.allow {
-            fields.push(("Allow", a));
-        }
-        fields.extend_from_slice(extra);
-        crate::http::response::simple(out, self.status, self.reason, head_only, keep_alive, &fields);
     }
 }
 
@@ -240,20 +222,12 @@ mod tests {
         let e = ExchangeError::MethodNotAllowed {
             allow: "GET, HEAD".into(),
         };
-        let mut out = Vec::new();
-        e.answer()
-            .write_http1(&mut out, false, true, &[("X-Cache", b"Error from slabfront")]);
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
-        assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
-        assert!(text.contains("\r\nX-Cache: Error from slabfront\r\n"), "{text}");
-        assert!(
-            text.ends_with("method not allowed by this cache behavior\n"),
-            "{text}"
-        );
-        assert!(ExchangeError::Origin(UpstreamError::Timeout)
-            .answer()
-            .allow
-            .is_none());
+        let (head, body) = e.answer();
+        assert_eq!(head.status, 403);
+        assert_eq!(head.get("allow").unwrap(), b"GET, HEAD");
+        assert_eq!(&body[..], b"method not allowed by this cache behavior\n");
+        let (head, _) = ExchangeError::Origin(UpstreamError::Timeout).answer();
+        assert!(head.get("allow").is_none());
+        assert_eq!(head.status, 504);
     }
 }

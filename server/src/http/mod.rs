@@ -9,4 +9,4 @@ pub mod response;
 pub mod uri;
 
 pub use codec::{parse_request, BodyKind, Method, ParseError, Parsed, Request, Version};
-pub use response::{Status, WriteHead};
+pub use response::Status;

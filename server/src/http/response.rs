@@ -1,6 +1,4 @@
-//! Response heads as bytes: status line, common headers, framing.
-
-use super::date::with_date;
+//! Response status codes and their reason phrases.
 
 /// An HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,91 +37,5 @@ impl Status {
             505 => "HTTP Version Not Supported",
             _ => "Unknown",
         }
-    }
-}
-
-/// Appending a response head to a buffer.
-pub trait WriteHead {
-    /// Status line, `Server` and `Date`.
-    fn start(&mut self, status: Status);
-    /// One header field.
-    fn header(&mut self, name: &str, value: &[u8]);
-    /// One header field with a decimal value.
-    fn header_u64(&mut self, name: &str, value: u64);
-    /// `Connection: close` when not keeping alive, then the blank line.
-    fn end(&mut self, keep_alive: bool);
-}
-
-impl WriteHead for Vec<u8> {
-    fn start(&mut self, status: Status) {
-        self.extend_from_slice(b"HTTP/1.1 ");
-        self.extend_from_slice(itoa::Buffer::new().format(status.0).as_bytes());
-        self.push(b' ');
-        self.extend_from_slice(status.reason().as_bytes());
-        self.extend_from_slice(b"\r\nServer: slabfront\r\nDate: ");
-        with_date(|d| self.extend_from_slice(d));
-        self.extend_from_slice(b"\r\n");
-    }
-
-    fn header(&mut self, name: &str, value: &[u8]) {
-        self.extend_from_slice(name.as_bytes());
-        self.extend_from_slice(b": ");
-        self.extend_from_slice(value);
-        self.extend_from_slice(b"\r\n");
-    }
-
-    fn header_u64(&mut self, name: &str, value: u64) {
-        self.header(name, itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    fn end(&mut self, keep_alive: bool) {
-        if keep_alive {
-            self.extend_from_slice(b"\r\n");
-        } else {
-            self.extend_from_slice(b"Connection: close\r\n\r\n");
-        }
-    }
-}
-
-/// A complete short response: a status with a one-line text body (omitted for HEAD).
-pub fn simple(
-    out: &mut Vec<u8>,
-    status: Status,
-    body: &str,
-    head_only: bool,
-    keep_alive: bool,
-    extra: &[(&str, &[u8])],
-) {
-    out.start(status);
-    for (n, v) in extra {
-        out.header(n, v);
-    }
-    out.header("Content-Type", b"text/plain; charset=utf-8");
-    out.header_u64("Content-Length", body.len() as u64 + 1);
-    out.end(keep_alive);
-    if !head_only {
-        out.extend_from_slice(body.as_bytes());
-        out.push(b'\n');
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn simple_response_is_framed() {
-        let mut out = Vec::new();
-        simple(&mut out, Status(404), "not found", false, true, &[]);
-        let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("HTTP/1.1 404 Not Found\r\nServer: slabfront\r\nDate: "));
-        assert!(s.ends_with("Content-Length: 10\r\n\r\nnot found\n"), "{s}");
-        let mut out = Vec::new();
-        simple(&mut out, Status(400), "bad", true, false, &[]);
-        let s = String::from_utf8(out).unwrap();
-        assert!(
-            s.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"),
-            "{s}"
-        );
     }
 }

@@ -7,7 +7,7 @@
 //! past [`MAX_INTERIM`] responses or [`MAX_INTERIM_BYTES`] bytes. `100 Continue` is
 //! consumed (this cache never asks an origin for one); `101` is invalid (this cache never
 //! offers an upgrade); other 1xx, `103 Early Hints` above all (RFC 8297), are for the viewer:
-//! [`viewer_interim`] renders one for an HTTP/1.1 viewer. Interim responses are never stored:
+//! the exchange hands them to the viewer's codec (`exchange::origin::interim_head`). Interim responses are never stored:
 //! only the final head reaches the store, and a collapsed fill's waiters read the stored final
 //! response. [`read_final_head`] is the same reading for exchanges without a viewer.
 
@@ -222,7 +222,7 @@ pub const MAX_INTERIM_BYTES: usize = 64 * 1024;
 /// A head read from an origin: an interim (1xx) response, or the final one.
 #[derive(Debug, Clone)]
 pub enum HeadEvent {
-    /// A 1xx other than `100 Continue`, for the viewer (see [`viewer_interim`]); never stored.
+    /// A 1xx other than `100 Continue`, for the viewer (see `exchange::origin::interim_head`); never stored.
     Interim(Head),
     Final(Head),
 }
@@ -317,46 +317,6 @@ pub async fn read_final_head(
             return Ok(h);
         }
     }
-}
-
-/// An interim response as an HTTP/1.1 viewer gets it: the status line (`103 Early Hints`
-/// named as RFC 8297 names it) and the origin's end-to-end fields, hop-by-hop ones and those
-/// `Connection` names left out. `None` when it is not for the viewer: `100` and `101`, and
-/// any 1xx to an HTTP/1.0 viewer (RFC 9110 §15.2: never sent to one).
-pub fn viewer_interim(h: &Head, viewer_http11: bool) -> Option<Vec<u8>> {
-    if !viewer_http11 || !(102..200).contains(&h.status) {
-        return None;
-    }
-    let conn = super::key::connection_names(h.header_values("connection"));
-    let mut out = Vec::with_capacity(
-        64 + h
-            .headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum::<usize>(),
-    );
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(itoa::Buffer::new().format(h.status).as_bytes());
-    out.push(b' ');
-    let reason = match h.status {
-        103 => "Early Hints",
-        _ if !h.reason.is_empty() => h.reason.as_str(),
-        _ => "Interim",
-    };
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (n, v) in &h.headers {
-        let l = n.to_ascii_lowercase();
-        if super::key::hop_by_hop(&l) || conn.contains(&l) {
-            continue;
-        }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Some(out)
 }
 
 /// Reads a response body piece by piece.
@@ -744,34 +704,5 @@ mod tests {
         let flood: Vec<u8> = [big.repeat(5).into_bytes(), fin].concat();
         let (i, f) = events(&flood);
         assert!(i.len() < 5 && f.is_err(), "{i:?} {f:?}");
-    }
-
-    #[test]
-    fn interim_responses_for_the_viewer() {
-        let (h, _) = parse_head(
-            b"HTTP/1.1 103 Whatever\r\nLink: </a.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nLink: </b.js>; rel=preload\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        let out = viewer_interim(&h, true).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n\r\n"
-        );
-        assert_eq!(viewer_interim(&h, false), None, "never to an HTTP/1.0 viewer");
-        for status in [100, 101, 200, 204] {
-            let (h, _) = parse_head(format!("HTTP/1.1 {status} X\r\n\r\n").as_bytes(), false)
-                .unwrap()
-                .unwrap();
-            assert_eq!(viewer_interim(&h, true), None, "{status}");
-        }
-        let (h, _) = parse_head(b"HTTP/1.1 102 Processing\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            viewer_interim(&h, true).unwrap(),
-            b"HTTP/1.1 102 Processing\r\n\r\n"
-        );
     }
 }

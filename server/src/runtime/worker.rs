@@ -217,9 +217,6 @@ fn take(slot: &Rc<RefCell<Rc<Worker>>>, stream: std::net::TcpStream, tls: bool) 
 /// Over `max_connections`: a short 503 and close.
 async fn refuse(mut stream: monoio::net::TcpStream) {
     use monoio::io::AsyncWriteRentExt;
-    let mut msg = Vec::new();
-    crate::exchange::ExchangeError::Overloaded
-        .answer()
-        .write_http1(&mut msg, false, false, &[]);
+    let msg = crate::conn::error_bytes(crate::exchange::ExchangeError::Overloaded);
     let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(msg)).await;
 }
