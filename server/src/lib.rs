@@ -120,7 +120,7 @@ fn split_addrs(configured: &[(String, SocketAddr)]) -> (Vec<SocketAddr>, Vec<Soc
 }
 
 /// The request-path settings of a configuration.
-fn settings_of(cfg: &Config) -> Arc<Settings> {
+pub(crate) fn settings_of(cfg: &Config) -> Arc<Settings> {
     let s = &cfg.server;
     Arc::new(Settings {
         limits: Limits {
@@ -459,7 +459,7 @@ fn with_tls_flags(
 }
 
 /// Opens the slab and prepares TLS to origins, when any origin is a custom one.
-fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError> {
+pub(crate) fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>, StartError> {
     if cfg.origins.iter().all(|o| o.domain_name.is_none()) {
         return Ok(None);
     }
@@ -503,7 +503,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "slabfront".into())
 }
 
-fn build_worker(
+pub(crate) fn build_worker(
     id: usize,
     cfg: &Config,
     settings: Arc<Settings>,
