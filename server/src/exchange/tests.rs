@@ -101,9 +101,12 @@ impl Sink for MemorySink {
 /// raw response the script returns, after its delay.
 struct Origin {
     port: u16,
-    seen: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    seen: Arc<Seen>,
     count: Arc<AtomicUsize>,
 }
+
+/// Every request an origin saw: its head and its decoded body.
+type Seen = Mutex<Vec<(String, Vec<u8>)>>;
 
 type Script = dyn Fn(&str, usize) -> (Duration, Vec<u8>) + Send + Sync;
 
@@ -132,7 +135,7 @@ impl Origin {
 
 fn serve_origin(
     mut conn: std::net::TcpStream,
-    seen: &Mutex<Vec<(String, Vec<u8>)>>,
+    seen: &Seen,
     count: &AtomicUsize,
     script: &Script,
 ) {
