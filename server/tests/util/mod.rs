@@ -37,6 +37,11 @@ impl TestServer {
 
     /// Starts slabfront with a whole configuration text, written into `dir`.
     pub fn start_config(dir: tempfile::TempDir, cfg: &str) -> TestServer {
+        Self::start_config_env(dir, cfg, &[])
+    }
+
+    /// As `start_config`, with extra environment variables for the server process.
+    pub fn start_config_env(dir: tempfile::TempDir, cfg: &str, env: &[(&str, &str)]) -> TestServer {
         let cfg_path = dir.path().join("slabfront.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let stderr_path = dir.path().join("stderr.log");
@@ -44,6 +49,7 @@ impl TestServer {
             .arg("--config")
             .arg(&cfg_path)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
