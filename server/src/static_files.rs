@@ -133,8 +133,7 @@ impl StaticOrigin {
         })
     }
 
-    /// Answers a GET or HEAD for `path`: writes the head (and small bodies) to `out` and
-    /// returns how the body is to be sent.
+    /// Answers a GET or HEAD for `path`: the head, and the body as a source.
     pub fn serve(
         &self,
         req: &Request,
@@ -142,69 +141,61 @@ impl StaticOrigin {
         query: &[u8],
         now: Instant,
     ) -> (ResponseHead<'static>, BodySource) {
-        let head_only = req.method == Method::Head;
-        let (entry, entry_path) = match self.lookup(&path.path, now) {
-            Resolved::File(e) if !path.trailing_slash => (e, std::borrow::Cow::Borrowed(path.path.as_str())),
-            Resolved::File(_) => return not_found(),
-            Resolved::Dir => {
+        match self.resolve(path, query, now) {
+            Ok((entry, entry_path)) => self.answer(req, &entry, &entry_path, now),
+            Err(answer) => *answer,
+        }
+    }
+
+    /// The file a path names (a directory's index for a path with a trailing slash), or the
+    /// answer when there is none: a redirect to the slashed path, or 404.
+    fn resolve(
+        &self,
+        path: &CleanPath,
+        query: &[u8],
+        now: Instant,
+    ) -> Result<(Rc<FileEntry>, String), Box<Answer>> {
+        let index_path = match self.lookup(&path.path, now) {
+            Resolved::File(e) if !path.trailing_slash => return Ok((e, path.path.clone())),
+            Resolved::Dir if !self.opts.default_root_object.is_empty() => {
                 let index = &self.opts.default_root_object;
-                if index.is_empty() {
-                    return not_found();
-                }
-                let index_path = if path.path == "/" {
+                if path.path == "/" {
                     format!("/{index}")
                 } else {
                     format!("{}/{index}", path.path)
-                };
-                match self.lookup(&index_path, now) {
-                    Resolved::File(e) if path.trailing_slash => (e, std::borrow::Cow::Owned(index_path)),
-                    Resolved::File(_) => {
-                        // "/docs" names a directory with an index: send the client to "/docs/".
-                        let mut loc = Vec::with_capacity(path.path.len() + query.len() + 2);
-                        loc.extend_from_slice(
-                            percent_encoding::utf8_percent_encode(&path.path, PATH_SET)
-                                .to_string()
-                                .as_bytes(),
-                        );
-                        loc.push(b'/');
-                        if !query.is_empty() {
-                            loc.push(b'?');
-                            loc.extend_from_slice(query);
-                        }
-                        let (mut head, body) = text(301, "moved permanently");
-                        head.fields.insert(0, ("Location".into(), loc.into()));
-                        return (head, BodySource::Bytes(body));
-                    }
-                    _ => return not_found(),
                 }
             }
-            Resolved::Missing => return not_found(),
+            _ => return Err(Box::new(not_found())),
         };
-
-        // Content negotiation: a precompressed sibling when the client accepts it.
-        let vary = entry.has_gz || entry.has_br;
-        let mut chosen = entry.clone();
-        let mut encoding: Option<&'static str> = None;
-        if vary {
-            let (br, gz) = accepted_encodings(req);
-            let candidates = [
-                (entry.has_br && br > 0.0, "br", br),
-                (entry.has_gz && gz > 0.0, "gzip", gz),
-            ];
-            let mut best: Option<(&'static str, f32)> = None;
-            for (ok, name, q) in candidates {
-                if ok && best.is_none_or(|(_, bq)| q > bq) {
-                    best = Some((name, q));
+        match self.lookup(&index_path, now) {
+            Resolved::File(e) if path.trailing_slash => Ok((e, index_path)),
+            Resolved::File(_) => {
+                // "/docs" names a directory with an index: send the client to "/docs/".
+                let mut loc = Vec::with_capacity(path.path.len() + query.len() + 2);
+                loc.extend_from_slice(
+                    percent_encoding::utf8_percent_encode(&path.path, PATH_SET)
+                        .to_string()
+                        .as_bytes(),
+                );
+                loc.push(b'/');
+                if !query.is_empty() {
+                    loc.push(b'?');
+                    loc.extend_from_slice(query);
                 }
+                let (mut head, body) = text(301, "moved permanently");
+                head.fields.insert(0, ("Location".into(), loc.into()));
+                Err(Box::new((head, BodySource::Bytes(body))))
             }
-            if let Some((name, _)) = best {
-                let ext = if name == "br" { "br" } else { "gz" };
-                if let Resolved::File(s) = self.lookup(&format!("{entry_path}.{ext}"), now) {
-                    chosen = s;
-                    encoding = Some(name);
-                }
-            }
+            _ => Err(Box::new(not_found())),
         }
+    }
+
+    /// The answer for a file: its precompressed sibling when the viewer accepts one,
+    /// preconditions (RFC 9110 §13.2.2), a single range (GET only), the body.
+    fn answer(&self, req: &Request, entry: &Rc<FileEntry>, entry_path: &str, now: Instant) -> Answer {
+        let head_only = req.method == Method::Head;
+        let (chosen, encoding) = self.negotiate(req, entry, entry_path, now);
+        let vary = entry.has_gz || entry.has_br;
         let e = &*chosen;
         let extra = |head: &mut ResponseHead<'static>| {
             for (n, v) in e.fixed.iter() {
@@ -286,6 +277,41 @@ impl StaticOrigin {
             None => BodySource::File(FileBody::new(e.path.clone(), offset, len, None, None)),
         };
         (head, body)
+    }
+
+    /// Content negotiation: a precompressed sibling when the viewer accepts it, and the
+    /// `Content-Encoding` it is sent with.
+    fn negotiate(
+        &self,
+        req: &Request,
+        entry: &Rc<FileEntry>,
+        entry_path: &str,
+        now: Instant,
+    ) -> (Rc<FileEntry>, Option<&'static str>) {
+        let vary = entry.has_gz || entry.has_br;
+        let mut chosen = entry.clone();
+        let mut encoding: Option<&'static str> = None;
+        if vary {
+            let (br, gz) = accepted_encodings(req);
+            let candidates = [
+                (entry.has_br && br > 0.0, "br", br),
+                (entry.has_gz && gz > 0.0, "gzip", gz),
+            ];
+            let mut best: Option<(&'static str, f32)> = None;
+            for (ok, name, q) in candidates {
+                if ok && best.is_none_or(|(_, bq)| q > bq) {
+                    best = Some((name, q));
+                }
+            }
+            if let Some((name, _)) = best {
+                let ext = if name == "br" { "br" } else { "gz" };
+                if let Resolved::File(s) = self.lookup(&format!("{entry_path}.{ext}"), now) {
+                    chosen = s;
+                    encoding = Some(name);
+                }
+            }
+        }
+        (chosen, encoding)
     }
 
     /// A file's whole body and content type, if it is kept in memory (error pages).
@@ -475,7 +501,10 @@ fn sibling(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn not_found() -> (ResponseHead<'static>, BodySource) {
+/// A head and its body.
+type Answer = (ResponseHead<'static>, BodySource);
+
+fn not_found() -> Answer {
     let (head, body) = text(404, "not found");
     (head, BodySource::Bytes(body))
 }

@@ -270,8 +270,67 @@ impl FileBody {
 }
 
 impl SlabBody {
+    /// The first window: the whole body at once when it is hot and not too large (`Ok`), or
+    /// the state for sending it window by window (`Err`).
+    fn first_window(
+        &mut self,
+        px: &crate::proxy::ProxyWorker,
+        file_windows: bool,
+    ) -> Result<Option<Window>, Windowed> {
+        let (a, b) = (self.a, self.b);
+        // The first window: the whole body at once when it is hot and not too large.
+        let Some(guard) = self.guard.take() else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        let resident = self.resident || guard.resident(a as u64, (b - a) as u64);
+        if !resident {
+            px.saw_cold(now);
+        }
+        let short = b - a >= SHORT_MIN && px.memory_short(now);
+        let off = guard.body_offset();
+        if resident && !short && b - a <= HOT_SEND_MAX {
+            let lent = file_windows && (b - a) as u64 >= SENDFILE_MIN && guard.lend_body().is_some();
+            self.at = Some(Windowed {
+                at: b,
+                through_buffers: false,
+                lent,
+            });
+            if lent {
+                // Hot and large, to a plain viewer: sendfile from the slab file, no copy.
+                // The kernel keeps referencing the pages after the call returns, so their
+                // segments get fresh pages before they are written again
+                // (`ReadGuard::lend_body`): the bytes sent never change.
+                self.guard = Some(guard);
+                return Ok(Some(Window::File {
+                    file: FileRef::Slab(self.w.clone()),
+                    off: off + a as u64,
+                    len: (b - a) as u64,
+                }));
+            }
+            // Hot: one send straight from the mapping.
+            let m = Mapped(std::sync::Arc::new(guard));
+            return Ok(Some(Window::Mapped {
+                guard: m,
+                a,
+                b,
+                last: true,
+            }));
+        }
+        // Larger or colder bodies go window by window, residency checked before each.
+        let through_buffers = short || !resident;
+        let st = Windowed {
+            at: a,
+            through_buffers,
+            lent: !through_buffers && file_windows && guard.lend_body().is_some(),
+        };
+        self.mapped = Some(Mapped(std::sync::Arc::new(guard)));
+        Err(st)
+    }
+
     async fn next_window(&mut self, file_windows: bool) -> Result<Option<Window>, End> {
-        let Some(px) = self.w.proxy.as_ref() else {
+        let w = self.w.clone();
+        let Some(px) = w.proxy.as_ref() else {
             return Err(End::Gone);
         };
         let (a, b) = (self.a, self.b);
@@ -280,56 +339,10 @@ impl SlabBody {
         }
         let mut st = match self.at {
             Some(st) => st,
-            None => {
-                // The first window: the whole body at once when it is hot and not too large.
-                let Some(guard) = self.guard.take() else {
-                    return Ok(None);
-                };
-                let now = Instant::now();
-                let resident = self.resident || guard.resident(a as u64, (b - a) as u64);
-                if !resident {
-                    px.saw_cold(now);
-                }
-                let short = b - a >= SHORT_MIN && px.memory_short(now);
-                let off = guard.body_offset();
-                if resident && !short && b - a <= HOT_SEND_MAX {
-                    let lent = file_windows && (b - a) as u64 >= SENDFILE_MIN && guard.lend_body().is_some();
-                    self.at = Some(Windowed {
-                        at: b,
-                        through_buffers: false,
-                        lent,
-                    });
-                    if lent {
-                        // Hot and large, to a plain viewer: sendfile from the slab file, no copy.
-                        // The kernel keeps referencing the pages after the call returns, so their
-                        // segments get fresh pages before they are written again
-                        // (`ReadGuard::lend_body`): the bytes sent never change.
-                        self.guard = Some(guard);
-                        return Ok(Some(Window::File {
-                            file: FileRef::Slab(self.w.clone()),
-                            off: off + a as u64,
-                            len: (b - a) as u64,
-                        }));
-                    }
-                    // Hot: one send straight from the mapping.
-                    let m = Mapped(std::sync::Arc::new(guard));
-                    return Ok(Some(Window::Mapped {
-                        guard: m,
-                        a,
-                        b,
-                        last: true,
-                    }));
-                }
-                // Larger or colder bodies go window by window, residency checked before each.
-                let through_buffers = short || !resident;
-                let st = Windowed {
-                    at: a,
-                    through_buffers,
-                    lent: !through_buffers && file_windows && guard.lend_body().is_some(),
-                };
-                self.mapped = Some(Mapped(std::sync::Arc::new(guard)));
-                st
-            }
+            None => match self.first_window(px, file_windows) {
+                Ok(whole) => return Ok(whole),
+                Err(st) => st,
+            },
         };
         if st.at >= b {
             return Ok(None);

@@ -133,12 +133,7 @@ impl Origin {
     }
 }
 
-fn serve_origin(
-    mut conn: std::net::TcpStream,
-    seen: &Seen,
-    count: &AtomicUsize,
-    script: &Script,
-) {
+fn serve_origin(mut conn: std::net::TcpStream, seen: &Seen, count: &AtomicUsize, script: &Script) {
     let mut buf = Vec::new();
     loop {
         let Some(end) = read_until(&mut conn, &mut buf, b"\r\n\r\n") else {
