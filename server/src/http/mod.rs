@@ -1,4 +1,5 @@
-//! HTTP/1.1: bytes in, requests out; responses in, bytes out. Knows nothing of caching,
+//! HTTP: request heads and chunked bodies in (RFC 9112 parsing), URIs, conditionals, status
+//! reasons. Response framing is the codec's (`conn`). Knows nothing of caching,
 //! files or origins.
 
 pub mod body;
