@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod cheap;
+mod pair;
 mod procstat;
 mod proxy;
 mod soak;
@@ -39,6 +40,10 @@ struct Args {
     /// The slabfront binary (default: next to this one).
     #[arg(long)]
     slabfront: Option<PathBuf>,
+    /// Another slabfront build to pair against (the one from before a change): static and
+    /// hit cells alternating A B B A, with each build's spread against itself.
+    #[arg(long)]
+    pair: Option<PathBuf>,
     /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
     #[arg(long)]
     proxy: bool,
@@ -488,6 +493,9 @@ fn main() -> Result<()> {
             "{} not found: build it with cargo build --release -p slabfront",
             bin.display()
         );
+    }
+    if let Some(before) = &args.pair {
+        return pair::run(&args, &bin, before);
     }
     if args.proxy {
         return proxy::run(&args, &bin);

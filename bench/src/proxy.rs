@@ -17,13 +17,13 @@ use std::time::Duration;
 /// One measurement of one server.
 type Measure<'a> = dyn Fn(&ServerProc) -> Result<Sample> + 'a;
 
-const ORIGIN_PORT: u16 = 18090;
+pub(crate) const ORIGIN_PORT: u16 = 18090;
 const SF_PORT: u16 = 18082;
 const NGINX_PORT: u16 = 18083;
 const VARNISH_PORT: u16 = 18084;
 
 /// The origin: nginx serving the files with an hour of freshness, logging every request.
-fn start_origin(root: &Path, work: &Path) -> Result<ServerProc> {
+pub(crate) fn start_origin(root: &Path, work: &Path) -> Result<ServerProc> {
     let body = format!(
         r#"    access_log {{p}}/logs/access.log;
     sendfile on;
@@ -133,7 +133,7 @@ fn request(port: u16, path: &str, timeout: Duration) -> Result<TcpStream> {
 }
 
 /// One GET, whole response read; returns the body length.
-fn fetch(port: u16, path: &str) -> Result<usize> {
+pub(crate) fn fetch(port: u16, path: &str) -> Result<usize> {
     let mut c = request(port, path, Duration::from_secs(30))?;
     let mut all = Vec::new();
     c.read_to_end(&mut all)?;
