@@ -20,6 +20,17 @@ use crate::proxy::upstream::{BodyReader, OriginClient};
 use crate::proxy::{now_ms, BehaviorRt, ProxyWorker};
 use std::rc::Rc;
 
+/// What a cacheable request goes to: its key, the worker's proxy, the behavior and its origin.
+#[derive(Clone, Copy)]
+struct Target<'p> {
+    keyed: &'p Keyed,
+    px: &'p ProxyWorker,
+    client: &'p OriginClient,
+    b: &'p BehaviorRt,
+    /// The origin's index (for the relay, which outlives these borrows).
+    origin: usize,
+}
+
 impl<S: Sink> Exchange<'_, S> {
     /// Serves a request routed to a custom origin: the behavior's allowed methods, its key,
     /// then the cache (cacheable methods) or a pass to the origin.
@@ -54,18 +65,21 @@ impl<S: Sink> Exchange<'_, S> {
             return self.pass(&keyed, px, client, origin).await;
         }
         self.sink.discard_body(req).await?;
-        self.cached(&keyed, px, client, b, origin).await
+        let t = Target {
+            keyed: &keyed,
+            px,
+            client,
+            b,
+            origin,
+        };
+        self.cached(t).await
     }
 
     /// A cacheable request: hit, stale hit, revalidation, or miss (collapsed).
-    async fn cached(
-        &mut self,
-        keyed: &Keyed,
-        px: &ProxyWorker,
-        client: &OriginClient,
-        b: &BehaviorRt,
-        origin: usize,
-    ) -> Result<(), End> {
+    async fn cached(&mut self, t: Target<'_>) -> Result<(), End> {
+        let Target {
+            keyed, px, client, ..
+        } = t;
         let mut collapse = true;
         for _attempt in 0..3 {
             let found = lookup(px, keyed, self.req).await;
@@ -88,35 +102,37 @@ impl<S: Sink> Exchange<'_, S> {
                     );
                     return self.serve_stored(f, CacheResult::Hit, "hit; fwd=stale").await;
                 }
-                return self.fetch(keyed, px, client, b, origin, Some(f), None).await;
+                return self.fetch(t, Some(f), None).await;
             }
             if !collapse {
-                return self.fetch(keyed, px, client, b, origin, None, None).await;
+                return self.fetch(t, None, None).await;
             }
             match px.shared.fills.join(&keyed.key) {
-                Role::Leader(l) => return self.fetch(keyed, px, client, b, origin, None, Some(l)).await,
+                Role::Leader(l) => return self.fetch(t, None, Some(l)).await,
                 Role::Follower(fill) => match fill.wait(client.read_timeout).await {
                     Some(STORED) => continue,
                     _ => collapse = false,
                 },
             }
         }
-        self.fetch(keyed, px, client, b, origin, None, None).await
+        self.fetch(t, None, None).await
     }
 
     /// Phase **fetch**: asks the origin (conditionally when a stale copy has validators),
     /// then serves and stores the answer.
-    #[allow(clippy::too_many_arguments)]
     async fn fetch(
         &mut self,
-        keyed: &Keyed,
-        px: &ProxyWorker,
-        client: &OriginClient,
-        b: &BehaviorRt,
-        origin: usize,
+        t: Target<'_>,
         stale: Option<Found>,
         leader: Option<Leader>,
     ) -> Result<(), End> {
+        let Target {
+            keyed,
+            px,
+            client,
+            b,
+            origin,
+        } = t;
         let req = self.req;
         let epoch = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
         let validators = stale.as_ref().map(|f| validators_of(&f.meta));
