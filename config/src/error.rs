@@ -11,6 +11,20 @@ pub struct Problem {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+    /// Whether the file itself is wrong or only this machine lacks what it names.
+    pub kind: ProblemKind,
+}
+
+/// Where a problem lies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file is wrong wherever it is used: syntax, unknown keys, bad values, references.
+    #[default]
+    Schema,
+    /// The file may be right, but this machine lacks a file or directory it names
+    /// (certificates, keys, origin roots, log directories). `--schema-only` skips these.
+    Machine,
 }
 
 impl fmt::Display for Problem {
@@ -70,13 +84,35 @@ fn render(file: Option<&str>, problems: &[Problem]) -> String {
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
-    for p in problems {
-        out.push('\n');
-        if let Some(f) = file {
-            out.push_str(f);
-            out.push(':');
+    let machine = problems.iter().filter(|p| p.kind == ProblemKind::Machine).count();
+    let groups = [
+        (
+            ProblemKind::Schema,
+            "schema errors (the file is wrong wherever it is used):",
+        ),
+        (
+            ProblemKind::Machine,
+            "on this machine (files and directories the configuration names are missing here; \
+             --schema-only skips these):",
+        ),
+    ];
+    for (kind, heading) in groups {
+        let mut group = problems.iter().filter(|p| p.kind == kind).peekable();
+        if group.peek().is_none() {
+            continue;
         }
-        out.push_str(&p.to_string());
+        if machine > 0 {
+            out.push('\n');
+            out.push_str(heading);
+        }
+        for p in group {
+            out.push('\n');
+            if let Some(f) = file {
+                out.push_str(f);
+                out.push(':');
+            }
+            out.push_str(&p.to_string());
+        }
     }
     out
 }

@@ -1,7 +1,8 @@
 //! The slabfront configuration: the one place that defines and validates the schema.
 //!
 //! A configuration is a TOML file shaped like a CloudFront distribution: `[server]`, origins,
-//! a default cache behavior and path-pattern behaviors, the slab cache, logging. This crate
+//! a default cache behavior and path-pattern behaviors, the slab cache, logging; or many
+//! such distributions side by side (`[[distributions]]`), each with its names. This crate
 //! knows nothing of HTTP, sockets or the cache's internals; it turns text into a validated
 //! [`Config`] or into a list of every problem found, each with its key and line/column.
 //!
@@ -16,12 +17,15 @@
 //! assert_eq!(cfg.server.listen, vec!["127.0.0.1:8080".to_string()]);
 //! ```
 
+pub mod cloudfront;
+mod distribution;
+mod distributions;
 mod error;
 mod locate;
 mod schema;
 mod validate;
 
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, ProblemKind};
 pub use schema::*;
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on
@@ -31,16 +35,33 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 impl Config {
     /// Parses and validates a whole configuration, reporting every problem found.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        validate::load(text)
+        validate::load(text, validate::Checks::All)
+    }
+
+    /// Parses and validates the schema only: files and directories the configuration names
+    /// (certificates, keys, origin roots, log directories) are not looked for, so a file
+    /// meant for another machine can be checked anywhere.
+    pub fn from_toml_str_schema_only(text: &str) -> Result<Config, ConfigError> {
+        validate::load(text, validate::Checks::SchemaOnly)
     }
 
     /// Reads, parses and validates a configuration file.
     pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        Self::read(path, validate::Checks::All)
+    }
+
+    /// Reads a configuration file and validates its schema only (see
+    /// [`Config::from_toml_str_schema_only`]).
+    pub fn from_file_schema_only(path: &std::path::Path) -> Result<Config, ConfigError> {
+        Self::read(path, validate::Checks::SchemaOnly)
+    }
+
+    fn read(path: &std::path::Path, checks: validate::Checks) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             source: e,
         })?;
-        Self::from_toml_str(&text).map_err(|e| e.with_file(path.display().to_string()))
+        validate::load(&text, checks).map_err(|e| e.with_file(path.display().to_string()))
     }
 
     /// The embedded default configuration.

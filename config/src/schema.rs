@@ -5,6 +5,8 @@
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
+pub use crate::distribution::*;
+
 /// A whole slabfront distribution.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,12 +16,15 @@ pub struct Config {
     pub server: Server,
     /// The object served for a request of `/` (CloudFront's default root object).
     /// An empty string turns it off.
-    #[serde(default = "default_root_object")]
+    #[serde(default = "default_root_object", alias = "root_object")]
     pub default_root_object: String,
     /// Where content comes from.
     #[serde(default)]
     pub origins: Vec<Origin>,
-    /// The behavior used when no `[[behaviors]]` path pattern matches.
+    /// The behavior used when no `[[behaviors]]` path pattern matches. Required unless the
+    /// file has `[[distributions]]` (validation says so; serde does not, so that every other
+    /// problem is still reported).
+    #[serde(default = "unset_behavior")]
     pub default_cache_behavior: CacheBehavior,
     /// Path-pattern behaviors, checked in order; the first match wins.
     #[serde(default)]
@@ -39,6 +44,14 @@ pub struct Config {
     /// Certificates and protocol versions for `server.listen_tls`.
     #[serde(default)]
     pub tls: Tls,
+    /// The distributions this edge serves. After loading there is always at least one: a
+    /// file without `[[distributions]]` gets one implicit distribution built from the
+    /// top-level keys above ([`Distribution::implicit`]). When there is exactly one, the
+    /// top-level keys (origins, behaviors, error responses, logging, root object, its
+    /// certificate and listeners) are also that distribution's, so code that reads them
+    /// serves it unchanged.
+    #[serde(default)]
+    pub distributions: Vec<Distribution>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -133,7 +146,25 @@ pub struct Certificate {
     pub key: String,
 }
 
-fn default_root_object() -> String {
+/// The placeholder for a `default_cache_behavior` the file does not have: no target, which
+/// validation reports when the file has no `[[distributions]]` either.
+fn unset_behavior() -> CacheBehavior {
+    CacheBehavior {
+        path_pattern: String::new(),
+        target_origin: String::new(),
+        min_ttl: 0,
+        default_ttl: default_default_ttl(),
+        max_ttl: default_max_ttl(),
+        allowed_methods: get_head(),
+        cached_methods: get_head(),
+        query_strings: KeyPart::None,
+        headers: KeyPart::None,
+        cookies: KeyPart::None,
+        viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
+    }
+}
+
+pub(crate) fn default_root_object() -> String {
     "index.html".into()
 }
 
@@ -308,14 +339,14 @@ pub struct CacheBehavior {
     #[serde(default = "get_head")]
     pub cached_methods: Vec<String>,
     /// Query string parameters in the cache key (and forwarded): "none", "all" or a list.
-    #[serde(default)]
+    #[serde(default, alias = "forward_query_string")]
     pub query_strings: KeyPart,
     /// Viewer headers in the cache key (and forwarded): "none", a list, or "all" (every
     /// header forwarded; the key then varies only as the origin's `Vary` says).
-    #[serde(default)]
+    #[serde(default, alias = "forward_headers")]
     pub headers: KeyPart,
     /// Cookies in the cache key (and forwarded): "none", "all" or a list of names.
-    #[serde(default)]
+    #[serde(default, alias = "forward_cookies")]
     pub cookies: KeyPart,
     /// What plain-HTTP viewers get: served (`allow-all`), redirected (`redirect-to-https`:
     /// 301 for GET/HEAD, 307 otherwise) or refused (`https-only`: 403).
@@ -336,13 +367,13 @@ pub enum ViewerProtocolPolicy {
 /// `[[behaviors]]` entries have the same keys as the default behavior plus `path_pattern`.
 pub type Behavior = CacheBehavior;
 
-fn default_default_ttl() -> u64 {
+pub(crate) fn default_default_ttl() -> u64 {
     86400
 }
-fn default_max_ttl() -> u64 {
+pub(crate) fn default_max_ttl() -> u64 {
     31_536_000
 }
-fn get_head() -> Vec<String> {
+pub(crate) fn get_head() -> Vec<String> {
     vec!["GET".into(), "HEAD".into()]
 }
 
@@ -389,7 +420,7 @@ pub struct ErrorResponse {
     #[serde(default)]
     pub response_code: Option<u16>,
     /// How long the error is cached, in seconds; 0 = not cached.
-    #[serde(default = "default_error_ttl")]
+    #[serde(default = "default_error_ttl", alias = "min_ttl")]
     pub error_caching_min_ttl: u64,
 }
 
@@ -412,7 +443,7 @@ pub struct Logging {
     pub include_cookies: bool,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 

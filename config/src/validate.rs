@@ -6,9 +6,10 @@
 //! deserialized again. Then the semantic checks run over the typed configuration, and every
 //! problem they find is located by its key path.
 
-use crate::error::{ConfigError, Problem};
+use crate::error::{ConfigError, Problem, ProblemKind};
 use crate::locate::{entries, line_col, Entry};
 use crate::schema::{Config, TlsVersion};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use toml_edit::ImDocument;
@@ -16,7 +17,19 @@ use toml_edit::ImDocument;
 /// How many structural problems are collected before giving up.
 const MAX_STRUCTURAL: usize = 64;
 
-pub(crate) fn load(text: &str) -> Result<Config, ConfigError> {
+/// What to check besides the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checks {
+    /// The schema and this machine: files and directories named must exist.
+    All,
+    /// The schema only: the file is checked as it would be on the machine it is meant for.
+    SchemaOnly,
+}
+
+/// One problem found by the semantic checks: key path, message, kind.
+pub(crate) type Found = (String, String, ProblemKind);
+
+pub(crate) fn load(text: &str, checks: Checks) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
     let mut work = text.to_string();
     let parsed = loop {
@@ -52,16 +65,30 @@ pub(crate) fn load(text: &str) -> Result<Config, ConfigError> {
             }
         }
     };
-    if let Some((cfg, found)) = parsed {
-        for (key, message) in check(&cfg) {
+    if let Some((mut cfg, found)) = parsed {
+        let machine = checks == Checks::All;
+        let mut all = check(&cfg, machine);
+        if cfg.distributions.is_empty() {
+            all.extend(check_distribution(&cfg, machine));
+        } else {
+            let present = |k: &str| {
+                found
+                    .iter()
+                    .any(|e| e.path == k || e.path.strip_prefix(k).is_some_and(|r| r.starts_with(['.', '['])))
+            };
+            all.extend(crate::distributions::check(&cfg, machine, &present));
+        }
+        for (key, message, kind) in all {
             let offset = locate(&found, &key);
             let mut p = problem_at(text, &key, offset.unwrap_or(0), &message);
+            p.kind = kind;
             if offset.is_none() {
                 (p.line, p.column) = (0, 0);
             }
             problems.push(p);
         }
         if problems.is_empty() {
+            cfg.normalise();
             return Ok(cfg);
         }
     }
@@ -79,6 +106,7 @@ fn problem_at(text: &str, key: &str, offset: usize, message: &str) -> Problem {
         line,
         column,
         message: message.to_string(),
+        kind: ProblemKind::Schema,
     }
 }
 
@@ -110,10 +138,15 @@ fn blank(text: &mut String, span: std::ops::Range<usize>) {
     text.replace_range(span.start..end, &replaced);
 }
 
-/// The semantic checks: every (key path, message) found wrong.
-fn check(cfg: &Config) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut bad = |k: String, m: String| out.push((k, m));
+/// The semantic checks of everything but the distribution: every problem found.
+fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
+    let out = RefCell::new(Vec::new());
+    let bad = |k: String, m: String| out.borrow_mut().push((k, m, ProblemKind::Schema));
+    let machine = |k: String, m: String| {
+        if machine_checks {
+            out.borrow_mut().push((k, m, ProblemKind::Machine));
+        }
+    };
     let s = &cfg.server;
 
     if s.listen.is_empty() && s.listen_tls.is_empty() {
@@ -134,7 +167,10 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
             }
         }
     }
-    if !s.listen_tls.is_empty() && cfg.tls.certificates.is_empty() {
+    if !s.listen_tls.is_empty()
+        && cfg.tls.certificates.is_empty()
+        && cfg.distributions.iter().all(|d| d.ssl_certificate.is_none())
+    {
         bad(
             "server.listen_tls".into(),
             "HTTPS listeners need at least one [[tls.certificates]]".into(),
@@ -168,7 +204,7 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     for (i, c) in cfg.tls.certificates.iter().enumerate() {
         for (f, path) in [("cert", &c.cert), ("key", &c.key)] {
             if let Err(e) = std::fs::File::open(path) {
-                bad(format!("tls.certificates[{i}].{f}"), format!("{path:?}: {e}"));
+                machine(format!("tls.certificates[{i}].{f}"), format!("{path:?}: {e}"));
             }
         }
     }
@@ -204,6 +240,39 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
     if s.workers > 1024 {
         bad("server.workers".into(), "at most 1024 workers".into());
     }
+    if let Some(a) = &cfg.admin {
+        match a.listen.parse::<SocketAddr>() {
+            Err(_) => bad(
+                "admin.listen".into(),
+                format!("{:?} is not an IP:port address", a.listen),
+            ),
+            Ok(addr) if !addr.ip().is_loopback() && a.token.as_deref().is_none_or(str::is_empty) => bad(
+                "admin.listen".into(),
+                "a non-loopback admin address needs admin.token".into(),
+            ),
+            Ok(_) => {}
+        }
+    }
+    if cfg.cache.path.is_empty() {
+        bad("cache.path".into(), "must not be empty".into());
+    }
+    if cfg.cache.size.0 < 64 << 20 {
+        bad("cache.size".into(), "must be at least 64MiB".into());
+    }
+    out.into_inner()
+}
+
+/// The semantic checks of one distribution, read from the top-level keys (a distribution of
+/// a `[[distributions]]` file is checked through [`Config::with_distribution`], and its
+/// problems' keys are then put under `distributions[i]`).
+pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Found> {
+    let out = RefCell::new(Vec::new());
+    let mut bad = |k: String, m: String| out.borrow_mut().push((k, m, ProblemKind::Schema));
+    let machine = |k: String, m: String| {
+        if machine_checks {
+            out.borrow_mut().push((k, m, ProblemKind::Machine));
+        }
+    };
 
     if cfg.default_root_object.starts_with('/') || cfg.default_root_object.contains("..") {
         bad(
@@ -234,8 +303,8 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
             ),
             (Some(p), None) => match std::fs::metadata(p) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => bad(k("path"), format!("{p:?} is not a directory")),
-                Err(e) => bad(k("path"), format!("{p:?}: {e}")),
+                Ok(_) => machine(k("path"), format!("{p:?} is not a directory")),
+                Err(e) => machine(k("path"), format!("{p:?}: {e}")),
             },
             (None, Some(d)) => {
                 if d.is_empty() || d.contains(['/', ' ', ':']) && d.parse::<std::net::Ipv6Addr>().is_err() {
@@ -253,7 +322,14 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
 
     let target_ok = |t: &str| cfg.origins.iter().any(|o| o.id == t);
     let d = &cfg.default_cache_behavior;
-    if !target_ok(&d.target_origin) {
+    if d.target_origin.is_empty() {
+        bad(
+            "default_cache_behavior".into(),
+            "a [default_cache_behavior] with a target_origin is required (the behavior used \
+             when no [[behaviors]] path pattern matches)"
+                .into(),
+        );
+    } else if !target_ok(&d.target_origin) {
         bad(
             "default_cache_behavior.target_origin".into(),
             format!("no origin has id {:?}", d.target_origin),
@@ -304,7 +380,7 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         }
         if let Some(f) = &o.ca_file {
             if let Err(e) = std::fs::metadata(f) {
-                bad(k("ca_file"), format!("{f:?}: {e}"));
+                machine(k("ca_file"), format!("{f:?}: {e}"));
             }
         }
         if let Some(h) = &o.host_header {
@@ -343,20 +419,6 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         }
     }
 
-    if let Some(a) = &cfg.admin {
-        match a.listen.parse::<SocketAddr>() {
-            Err(_) => bad(
-                "admin.listen".into(),
-                format!("{:?} is not an IP:port address", a.listen),
-            ),
-            Ok(addr) if !addr.ip().is_loopback() && a.token.as_deref().is_none_or(str::is_empty) => bad(
-                "admin.listen".into(),
-                "a non-loopback admin address needs admin.token".into(),
-            ),
-            Ok(_) => {}
-        }
-    }
-
     if let Some(l) = cfg.logging.as_ref().filter(|l| l.enabled) {
         let dir = std::path::Path::new(&l.path)
             .parent()
@@ -364,20 +426,13 @@ fn check(cfg: &Config) -> Vec<(String, String)> {
         if l.path.is_empty() {
             bad("logging.path".into(), "must not be empty".into());
         } else if let Some(d) = dir.filter(|d| !d.is_dir()) {
-            bad(
+            machine(
                 "logging.path".into(),
                 format!("directory {} does not exist", d.display()),
             );
         }
     }
-
-    if cfg.cache.path.is_empty() {
-        bad("cache.path".into(), "must not be empty".into());
-    }
-    if cfg.cache.size.0 < 64 << 20 {
-        bad("cache.size".into(), "must be at least 64MiB".into());
-    }
-    out
+    out.into_inner()
 }
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"];
