@@ -22,8 +22,28 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate a configuration and print every problem found.
-    Check,
+    /// Validate a configuration and print every problem found: schema errors (the file is
+    /// wrong wherever it is used) apart from problems on this machine (files and directories
+    /// it names that are missing here).
+    Check {
+        /// Check the schema only, not the files and directories named (for a configuration
+        /// meant for another machine).
+        #[arg(long)]
+        schema_only: bool,
+    },
+    /// Turn a CloudFront DistributionConfig (JSON, as `aws cloudfront
+    /// get-distribution-config` prints it) into a slabfront configuration; settings without
+    /// a counterpart become comments, each with a warning on stderr.
+    Import {
+        /// The DistributionConfig JSON file ("-" for standard input).
+        file: PathBuf,
+        /// Where to write the configuration (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The distribution's name (its primary domain); default: its first alias.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Run the server (the default).
     Run,
     /// Invalidate cached paths (CloudFront semantics: exact paths, or a trailing `*` for a
@@ -69,15 +89,29 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Some(Command::Check) => {
+        Some(Command::Check { schema_only }) => {
             let name = cli
                 .config
                 .as_ref()
                 .map_or("(embedded default)".into(), |p| p.display().to_string());
-            load(cli.config.as_ref())?;
-            println!("{name}: configuration is valid");
+            let cfg = match (&cli.config, schema_only) {
+                (Some(p), true) => config::Config::from_file_schema_only(p)?,
+                _ => load(cli.config.as_ref())?,
+            };
+            let n = cfg.distributions.len();
+            let what = if schema_only { "schema" } else { "configuration" };
+            let names: Vec<&str> = cfg.distributions.iter().map(|d| d.name.as_str()).collect();
+            match n {
+                1 if cfg.distributions[0].implicit => println!("{name}: {what} is valid"),
+                _ => println!(
+                    "{name}: {what} is valid ({n} distribution{}: {})",
+                    if n == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
+            }
             Ok(())
         }
+        Some(Command::Import { file, output, name }) => import(&file, output.as_deref(), name),
         Some(Command::Invalidate { admin, token, paths }) => {
             let id = slabfront::admin::invalidate_cli(&admin, token.as_deref(), &paths)?;
             println!("invalidation {id}: Completed");
@@ -85,6 +119,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Run) | None => serve(load(cli.config.as_ref())?, cli.config.clone()),
     }
+}
+
+/// `slabfront import`: warnings to stderr, the configuration to the file or stdout.
+fn import(
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let imported = config::cloudfront::from_json(&text, &config::cloudfront::Options { name })
+        .with_context(|| format!("{}", file.display()))?;
+    for w in &imported.warnings {
+        eprintln!("slabfront import: warning: {w}");
+    }
+    match output {
+        Some(p) => {
+            std::fs::write(p, &imported.toml).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "slabfront import: wrote {} ({} warning{})",
+                p.display(),
+                imported.warnings.len(),
+                if imported.warnings.len() == 1 { "" } else { "s" }
+            );
+        }
+        None => std::io::stdout().write_all(imported.toml.as_bytes())?,
+    }
+    Ok(())
 }
 
 /// SIGHUP: read and validate the configuration again; switch to it when valid.
@@ -99,6 +164,10 @@ fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
             "reload refused, the running configuration stays: {}",
             e.to_string().replace('\n', "; ")
         ),
+        Ok(cfg) if cfg.single_distribution().is_err() => tracing::error!(
+            "reload refused, the running configuration stays: {}",
+            cfg.single_distribution().err().unwrap_or_default()
+        ),
         Ok(cfg) => match server.reload(cfg) {
             Ok(()) => tracing::info!(listeners = ?server.addrs, "configuration reloaded"),
             Err(e) => tracing::error!(error = %e, "reload failed, the running configuration stays"),
@@ -109,6 +178,12 @@ fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
 
 fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    // Choosing a distribution by Host and SNI is not wired into the request path yet: one
+    // distribution per process until it is.
+    let served = cfg.single_distribution().map_err(anyhow::Error::msg)?;
+    if !served.implicit {
+        tracing::info!(distribution = %served.name, "serving one distribution");
+    }
     // Signals are taken by this thread before the workers start, so none of them ever runs a
     // handler: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM/SIGINT stop.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
