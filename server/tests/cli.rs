@@ -21,27 +21,44 @@ fn check_accepts_the_embedded_default_and_the_example() {
     assert!(ok);
     assert!(stdout.contains("configuration is valid"));
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/example.toml");
+    // The schema is checked anywhere, files or not.
+    let (ok, stdout, stderr) = slabfront(&["check", "--schema-only", "--config", example]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("schema is valid (2 distributions: www.example.com, static.example.com)"),
+        "{stdout}"
+    );
+    // The whole check names what this machine lacks, and only that.
+    let (ok, _, stderr) = slabfront(&["check", "--config", example]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("on this machine") && !stderr.contains("schema errors"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("distributions[1].origins[0].path"), "{stderr}");
+    // With the files in place, it passes.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let text = std::fs::read_to_string(example)
         .unwrap()
-        .replace("/srv/www", env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let text = text
-        .replace(
-            "/var/log/slabfront/access.log",
-            &dir.path().join("access.log").display().to_string(),
-        )
-        .replace(
-            "/etc/slabfront/tls/edge.pem",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-        )
-        .replace(
-            "/etc/slabfront/tls/edge.key",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-        );
+        .replace("/srv/www", env!("CARGO_MANIFEST_DIR"))
+        .replace("/srv/static", env!("CARGO_MANIFEST_DIR"))
+        .replace("/var/log/slabfront/", &format!("{}/", dir.path().display()));
+    let text = ["edge.pem", "edge.key", "static.pem", "static.key"]
+        .iter()
+        .fold(text, |t, f| t.replace(&format!("/etc/slabfront/tls/{f}"), cert));
     let p = dir.path().join("example.toml");
     std::fs::write(&p, text).unwrap();
     let (ok, _, stderr) = slabfront(&["check", "--config", p.to_str().unwrap()]);
     assert!(ok, "{stderr}");
+    // Serving two distributions from one process is refused clearly, not half done.
+    let (ok, _, stderr) = slabfront(&["run", "--config", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("2 distributions (www.example.com, static.example.com)")
+            && stderr.contains("not wired"),
+        "{stderr}"
+    );
 }
 
 #[test]
