@@ -240,3 +240,41 @@ fn logs(cfg: &Config, out: &mut Vec<Found>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn domain_names_and_wildcards() {
+        for ok in [
+            "example.com",
+            "a-b.example.com",
+            "xn--bcher-kva.example",
+            "localhost",
+            "EXAMPLE.com",
+        ] {
+            assert!(host_name(ok, false).is_ok(), "{ok}");
+        }
+        for ok in ["*.example.com", "*.a.b.example.com"] {
+            assert!(host_name(ok, true).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "example.com.",
+            ".example.com",
+            "-a.example.com",
+            "a_b.example.com",
+            "a..b",
+            "ex ample.com",
+        ] {
+            assert!(host_name(bad, true).is_err(), "{bad:?}");
+        }
+        assert!(host_name(&format!("{}.com", "a".repeat(64)), false).is_err());
+        // Wildcards only as a leading "*." of an alias, over at least two labels.
+        assert!(host_name("*.example.com", false).unwrap_err().contains("aliases"));
+        for bad in ["*example.com", "www.*.com", "*", "*.com", "a.*"] {
+            assert!(host_name(bad, true).is_err(), "{bad:?}");
+        }
+    }
+}
