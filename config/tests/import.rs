@@ -323,3 +323,23 @@ fn a_custom_cache_policy_is_named_and_the_name_can_be_given() {
     assert!(warned(&i, "--name"), "{:#?}", i.warnings);
     Config::from_toml_str_schema_only(&i.toml).unwrap();
 }
+
+#[test]
+fn the_three_forms_the_aws_cli_prints_give_one_result() {
+    let path = format!(
+        "{}/tests/fixtures/cloudfront/origin-groups.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let wrapped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let bare = wrapped["DistributionConfig"].clone();
+    let get_distribution = serde_json::json!({
+        "ETag": "E3UN6WX5RRO2AG",
+        "Distribution": {"Id": "E1ABCDEF", "DistributionConfig": bare.clone()}
+    });
+    let a = from_json(&wrapped.to_string(), &Options::default()).unwrap();
+    let b = from_json(&bare.to_string(), &Options::default()).unwrap();
+    let c = from_json(&get_distribution.to_string(), &Options::default()).unwrap();
+    assert_eq!(a.toml, b.toml);
+    assert_eq!(a.toml, c.toml);
+    assert_eq!(a.warnings, c.warnings);
+}
