@@ -134,7 +134,7 @@ impl Config {
 
     /// This configuration with its top-level distribution keys replaced by `d`'s, the view
     /// one distribution is checked (and, while there is only one, served) through.
-    pub(crate) fn with_distribution(&self, d: &Distribution) -> Config {
+    pub fn with_distribution(&self, d: &Distribution) -> Config {
         let mut view = self.clone();
         view.distributions = Vec::new();
         view.distributions.push(d.clone());

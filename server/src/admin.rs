@@ -25,6 +25,8 @@ const MAX_REQUEST: usize = 1 << 20;
 pub struct Admin {
     pub token: Option<String>,
     pub shared: Option<Arc<Shared>>,
+    /// The distributions served (names), for `/distributions/<name>/invalidations`.
+    pub distributions: Arc<std::sync::RwLock<Vec<String>>>,
     pub draining: Arc<AtomicBool>,
     pub metrics: Vec<Arc<crate::observe::WorkerMetrics>>,
     pub log_sink: Option<Arc<crate::observe::LogSink>>,
@@ -206,7 +208,35 @@ fn route(admin: &Admin, req: &AdminRequest) -> Reply {
             body: metrics(admin),
             content_type: "text/plain; version=0.0.4; charset=utf-8",
         },
-        ("POST", "/invalidations") => create(admin, &req.body),
+        ("POST", "/invalidations") => {
+            // The distribution of a file of one; with several, the request must name one.
+            let names = admin
+                .distributions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match names.as_slice() {
+                [one] => create(admin, one, &req.body),
+                [] => create(admin, config::IMPLICIT_NAME, &req.body),
+                _ => error(
+                    400,
+                    "several distributions are served: POST /distributions/<name>/invalidations",
+                ),
+            }
+        }
+        ("POST", p) if p.starts_with("/distributions/") && p.ends_with("/invalidations") => {
+            let name = &p["/distributions/".len()..p.len() - "/invalidations".len()];
+            let known = admin
+                .distributions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name));
+            if !known {
+                return error(404, &format!("no distribution named {name:?}"));
+            }
+            create(admin, name, &req.body)
+        }
         ("GET", "/invalidations") => {
             let Some(shared) = &admin.shared else {
                 return json(200, serde_json::json!({ "invalidations": [] }));
@@ -276,7 +306,7 @@ fn check_paths(paths: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn create(admin: &Admin, body: &[u8]) -> Reply {
+fn create(admin: &Admin, distribution: &str, body: &[u8]) -> Reply {
     let Some(shared) = admin.shared.clone() else {
         return error(409, "this distribution has no cache (no custom origins)");
     };
@@ -302,7 +332,7 @@ fn create(admin: &Admin, body: &[u8]) -> Reply {
         });
         id
     };
-    let removed = shared.invalidate(&parsed.paths);
+    let removed = shared.invalidate_in(&crate::sites::key_prefix(distribution), &parsed.paths);
     // Tombstones are written into the slab mapping: they survive a crash of the process.
     let _ = shared.store.flush();
     let view = {
@@ -314,14 +344,23 @@ fn create(admin: &Admin, body: &[u8]) -> Reply {
         i.removed = removed;
         serde_json::to_value(InvalidationView::from(&*i)).unwrap_or_default()
     };
-    tracing::info!(id, paths = ?parsed.paths, removed, "invalidation completed");
+    tracing::info!(id, distribution, paths = ?parsed.paths, removed, "invalidation completed");
     json(201, view)
 }
 
 /// `slabfront invalidate`: creates an invalidation and waits until it completes.
-pub fn invalidate_cli(admin_url: &str, token: Option<&str>, paths: &[String]) -> anyhow::Result<String> {
+pub fn invalidate_cli(
+    admin_url: &str,
+    token: Option<&str>,
+    distribution: Option<&str>,
+    paths: &[String],
+) -> anyhow::Result<String> {
     let body = serde_json::to_string(&serde_json::json!({ "paths": paths }))?;
-    let (status, reply) = call(admin_url, "POST", "/invalidations", token, Some(&body))?;
+    let path = match distribution {
+        Some(d) => format!("/distributions/{d}/invalidations"),
+        None => "/invalidations".to_string(),
+    };
+    let (status, reply) = call(admin_url, "POST", &path, token, Some(&body))?;
     if status != 201 {
         anyhow::bail!("admin answered {status}: {}", reply.trim());
     }

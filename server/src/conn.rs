@@ -196,21 +196,23 @@ impl Conn {
             None => self.read_head().await?,
         };
         let start = self.begin(&req);
-        let w = self.w.clone();
-        let r = Exchange::new(w, &req, self).run().await;
+        let mut ex = Exchange::new(self.w.clone(), &req, self);
+        let r = ex.run().await;
+        // The distribution that answered (its access log takes the line).
+        let site = ex.w.clone();
         let r = match r {
             Ok(()) if self.keep && self.body.done => Ok(true),
             Ok(()) => self.flush().await.map(|()| false),
             Err(e) => Err(e),
         };
-        self.end(&req, start, r).await
+        self.end(&req, start, r, &site).await
     }
 
     /// An exchange whose request head has just been taken off the buffer begins.
     fn begin(&mut self, req: &Request) -> Start {
         // Times are for the access log only: the clock is not read without one.
         let start = Start {
-            t0: self.w.log.is_some().then(Instant::now),
+            t0: self.w.logging().then(Instant::now),
             in0: self.bytes_in.saturating_sub(self.buf.len() as u64),
             out0: self.bytes_out,
         };
@@ -226,8 +228,14 @@ impl Conn {
 
     /// The exchange is over (`r` says how): it is counted and logged, and a connection that
     /// is not kept is closed gently.
-    async fn end(&mut self, req: &Request, start: Start, r: Result<bool, End>) -> Result<bool, End> {
-        self.record(req, start);
+    async fn end(
+        &mut self,
+        req: &Request,
+        start: Start,
+        r: Result<bool, End>,
+        site: &Worker,
+    ) -> Result<bool, End> {
+        self.record(req, start, site);
         if let Ok(false) = r {
             // Counted and logged first: the close may wait for the viewer.
             self.linger().await;
@@ -263,48 +271,62 @@ impl Conn {
             _ => return Now::Async,
         };
         self.buf.drain(..n);
+        let Some(site) = self.w.site_for(req.header("host")) else {
+            return Now::Parsed(Box::new(req));
+        };
         let plain = req.body == BodyKind::None
             && !req.expect_continue
-            && crate::exchange::route::viewer_policy(&self.w, &req).is_none();
+            && crate::exchange::route::viewer_policy(&site, &req).is_none();
         let Some(crate::exchange::route::Route::Static(i, path, query)) =
-            plain.then(|| crate::exchange::route::route(&self.w, &req))
+            plain.then(|| crate::exchange::route::route(&site, &req))
         else {
             // A body, a redirect policy, a custom origin or an error: the general path, with
             // the request as parsed here.
             return Now::Parsed(Box::new(req));
         };
         let start = self.begin(&req);
-        let w = self.w.clone();
-        let (head, body) = w.statics[i].serve(&req, &path, &query, w.waits.now());
+        let (head, body) = site.statics[i].serve(&req, &path, &query, site.waits.now());
         let body = self.frame(&req, &head, body);
-        let rest = |req, start, body| Now::Rest(Box::new(Rest { req, start, body }));
+        let rest = |req, start, body, site| {
+            Now::Rest(Box::new(Rest {
+                req,
+                start,
+                body,
+                site,
+            }))
+        };
         if !self.keep || !body.is_empty() {
-            return rest(req, start, body);
+            return rest(req, start, body, site);
         }
         // Pipelined requests waiting: answer them in the same write (as `respond` does).
         if self.buf.is_empty() || self.out.len() >= FLUSH_AT {
             match self.flush_now() {
                 Ok(true) => {}
-                Ok(false) => return rest(req, start, BodySource::Empty),
+                Ok(false) => return rest(req, start, BodySource::Empty, site),
                 Err(e) => {
-                    self.record(&req, start);
+                    self.record(&req, start, &site);
                     return Now::Done(Err(e));
                 }
             }
         }
-        self.record(&req, start);
+        self.record(&req, start, &site);
         Now::Done(Ok(true))
     }
 
     /// What `exchange_now` left: the body is sent, then the exchange ends as any other.
     async fn finish(&mut self, rest: Rest) -> Result<bool, End> {
-        let Rest { req, start, body } = rest;
+        let Rest {
+            req,
+            start,
+            body,
+            site,
+        } = rest;
         let r = match self.send_body(&req, body, false).await {
             Ok(()) if self.keep => Ok(true),
             Ok(()) => self.flush().await.map(|()| false),
             Err(e) => Err(e),
         };
-        self.end(&req, start, r).await
+        self.end(&req, start, r, &site).await
     }
 
     /// Frames a response head into `out` and decides whether the connection is kept; small
@@ -319,8 +341,9 @@ impl Conn {
         // An HTTP/1.0 viewer's body of unknown length ends with the connection.
         let delimited = !unknown || chunked;
         self.keep = req.keep_alive && !self.w.waits.is_shut_down() && !head.close && delimited;
-        self.note = crate::observe::Note::of(head, self.w.log.is_some());
-        self.first_byte = self.w.log.is_some().then(Instant::now);
+        let logging = self.w.logging();
+        self.note = crate::observe::Note::of(head, logging);
+        self.first_byte = logging.then(Instant::now);
         send::write_head(&mut self.out, head, self.keep, chunked);
         if head_only || !body_allowed {
             return match body {
@@ -350,12 +373,13 @@ impl Conn {
         Ok(self.out.is_empty())
     }
 
-    /// Counts the exchange and writes its access-log line.
-    fn record(&mut self, req: &Request, start: Start) {
+    /// Counts the exchange and writes its access-log line (in the log of the distribution
+    /// that answered).
+    fn record(&mut self, req: &Request, start: Start, site: &Worker) {
         let Start { t0, in0, out0 } = start;
         let w = self.w.clone();
         w.metrics.request(req.method, &self.note);
-        if let Some(log) = &w.log {
+        if let Some(log) = site.log.as_ref().or(w.log.as_ref()) {
             let now = Instant::now();
             let t0 = t0.unwrap_or(now);
             let pending = self.out.len() as u64;
@@ -415,7 +439,7 @@ impl Conn {
     fn write_error(&mut self, e: ExchangeError, head_only: bool) {
         let (mut head, body) = e.answer();
         head.close = true;
-        self.note = crate::observe::Note::of(&head, self.w.log.is_some());
+        self.note = crate::observe::Note::of(&head, self.w.logging());
         send::write_head(&mut self.out, &head, false, false);
         if !head_only {
             self.out.extend_from_slice(&body);
@@ -613,6 +637,8 @@ struct Rest {
     req: Request,
     start: Start,
     body: BodySource,
+    /// The distribution that answered.
+    site: Rc<Worker>,
 }
 
 /// An error answer as HTTP/1.1 bytes, closing the connection (for refusals made before a

@@ -47,6 +47,9 @@ pub struct Worker {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Viewer protocol policy per behavior (0 = the default behavior).
     pub policies: Vec<config::ViewerProtocolPolicy>,
+    /// With several distributions: which one answers a Host (each a worker of its own for
+    /// its routes, origins, cache keys and log, sharing this one's connections and counters).
+    pub hosts: Option<Rc<Hosts>>,
     requests: Rc<Cell<u64>>,
     bufs: RefCell<Vec<Vec<u8>>>,
     /// The generation that replaced this one, after a reload.
@@ -95,6 +98,7 @@ impl Worker {
             edge: extras.edge,
             tls: extras.tls,
             policies: extras.policies,
+            hosts: None,
             requests: Rc::new(Cell::new(0)),
             next: RefCell::new(None),
             active: Rc::new(Cell::new(0)),
@@ -111,6 +115,13 @@ impl Worker {
         next.requests = self.requests.clone();
         next.metrics = self.metrics.clone();
         next.log = self.log.clone();
+        // The distributions' workers were built sharing the new front's state: they share
+        // this one's instead, as the front does (the new generation is not shared yet).
+        if let Some(h) = next.hosts.as_mut().and_then(Rc::get_mut) {
+            for s in h.sites.iter_mut().filter_map(Rc::get_mut) {
+                self.adopt(s);
+            }
+        }
         let next = Rc::new(next);
         *self.next.borrow_mut() = Some(next.clone());
         next
@@ -143,10 +154,44 @@ impl Worker {
         format!("{}{:02x}{:010x}", *START_ID, self.id, n)
     }
 
-    /// Hands buffered log lines to the log thread.
+    /// Hands buffered log lines to the log thread (every distribution's).
     pub fn flush_log(&self) {
         if let Some(l) = &self.log {
             l.flush(&self.metrics);
+        }
+        if let Some(h) = &self.hosts {
+            for s in &h.sites {
+                if let Some(l) = &s.log {
+                    l.flush(&self.metrics);
+                }
+            }
+        }
+    }
+
+    /// Whether any access log is written (this worker's, or a distribution's).
+    pub fn logging(&self) -> bool {
+        self.log.is_some()
+            || self
+                .hosts
+                .as_ref()
+                .is_some_and(|h| h.sites.iter().any(|s| s.log.is_some()))
+    }
+
+    /// Makes `site` (a distribution's worker) share this worker's connection count, waits,
+    /// request ids and counters: it serves the same connections.
+    pub fn adopt(&self, site: &mut Worker) {
+        site.active = self.active.clone();
+        site.waits = self.waits.clone();
+        site.requests = self.requests.clone();
+        site.metrics = self.metrics.clone();
+    }
+
+    /// The distribution's worker that answers a request with this Host (`None`: no
+    /// distribution does, or it is disabled). Without several distributions, this one.
+    pub fn site_for(self: &Rc<Self>, host: Option<&[u8]>) -> Option<Rc<Worker>> {
+        match &self.hosts {
+            None => Some(self.clone()),
+            Some(h) => h.find(host.unwrap_or_default()),
         }
     }
 
@@ -180,5 +225,124 @@ impl Drop for Active {
         let m = &self.0.metrics;
         m.connections_active
             .store(self.0.active.get() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Which distribution answers which Host: exact names in a hash, wildcards (`*.example.com`)
+/// in a hash of their suffixes, tried from the longest suffix of the Host down, so a lookup
+/// costs a few hash probes whatever the number of names.
+pub struct Hosts {
+    pub sites: Vec<Rc<Worker>>,
+    /// Distribution names, by site.
+    pub names: Vec<String>,
+    exact: ahash::AHashMap<String, usize>,
+    /// `.example.com` for `*.example.com`.
+    wildcard: ahash::AHashMap<String, usize>,
+    /// Disabled distributions answer nothing (their names still resolve, to a refusal).
+    enabled: Vec<bool>,
+}
+
+impl Hosts {
+    /// Builds the table; `names[i]` are site `i`'s names (its name, then its aliases).
+    pub fn new(sites: Vec<Rc<Worker>>, names: Vec<(String, Vec<String>, bool)>) -> Hosts {
+        let mut exact = ahash::AHashMap::new();
+        let mut wildcard = ahash::AHashMap::new();
+        let mut enabled = Vec::with_capacity(names.len());
+        let mut primary = Vec::with_capacity(names.len());
+        for (i, (name, aliases, on)) in names.into_iter().enumerate() {
+            for n in std::iter::once(&name).chain(aliases.iter()) {
+                let n = n.to_ascii_lowercase();
+                match n.strip_prefix('*') {
+                    Some(suffix) => wildcard.insert(suffix.to_string(), i),
+                    None => exact.insert(n, i),
+                };
+            }
+            enabled.push(on);
+            primary.push(name);
+        }
+        Hosts {
+            sites,
+            names: primary,
+            exact,
+            wildcard,
+            enabled,
+        }
+    }
+
+    /// The site for a Host value (port and a trailing dot ignored, case-insensitive).
+    pub fn find(&self, host: &[u8]) -> Option<Rc<Worker>> {
+        let i = self.index(host)?;
+        self.enabled[i].then(|| self.sites[i].clone())
+    }
+
+    fn index(&self, host: &[u8]) -> Option<usize> {
+        let host = std::str::from_utf8(host).ok()?;
+        let host = if host.starts_with('[') {
+            host.split_inclusive(']').next().unwrap_or(host)
+        } else {
+            match host.rsplit_once(':') {
+                Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+                _ => host,
+            }
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(&i) = self.exact.get(&host) {
+            return Some(i);
+        }
+        // The longest wildcard first: `.a.example.com` before `.example.com`.
+        let mut at = 0;
+        while let Some(dot) = host[at..].find('.') {
+            let suffix = &host[at + dot..];
+            if let Some(&i) = self.wildcard.get(suffix) {
+                return Some(i);
+            }
+            at += dot + 1;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn table() -> Hosts {
+        Hosts::new(
+            Vec::new(),
+            vec![
+                (
+                    "www.example.com".into(),
+                    vec!["example.com".into(), "*.cdn.example.com".into()],
+                    true,
+                ),
+                ("static.example.com".into(), vec!["*.example.com".into()], true),
+                ("old.example.com".into(), vec![], false),
+            ],
+        )
+    }
+
+    #[test]
+    fn exact_names_first_then_the_longest_wildcard() {
+        let h = table();
+        assert_eq!(h.index(b"www.example.com"), Some(0));
+        assert_eq!(h.index(b"EXAMPLE.com:8080"), Some(0));
+        assert_eq!(h.index(b"static.example.com."), Some(1));
+        assert_eq!(
+            h.index(b"img.cdn.example.com"),
+            Some(0),
+            "the longer wildcard wins"
+        );
+        assert_eq!(h.index(b"a.b.cdn.example.com"), Some(0));
+        assert_eq!(h.index(b"anything.example.com"), Some(1));
+        assert_eq!(
+            h.index(b"cdn.example.com"),
+            Some(1),
+            "a wildcard does not match its own domain"
+        );
+        assert_eq!(h.index(b"example.org"), None);
+        assert_eq!(h.index(b""), None);
+        assert_eq!(h.index(b"old.example.com"), Some(2));
+        assert!(!h.enabled[2] && h.find(b"old.example.com").is_none());
     }
 }

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod proxy;
 pub mod router;
 pub mod runtime;
+pub mod sites;
 pub mod static_files;
 pub mod tls;
 
@@ -58,6 +59,9 @@ pub struct Server {
     pub metrics: Vec<Arc<observe::WorkerMetrics>>,
     /// The access-log writer (SIGUSR1 reopens its file).
     pub log_sink: Option<Arc<observe::LogSink>>,
+    /// The distributions' own access-log writers, with several distributions.
+    pub site_sinks: sites::LogSinks,
+    names: Arc<std::sync::RwLock<Vec<String>>>,
     pub addrs: Vec<SocketAddr>,
     /// The configuration running now, and each configured listen address with its socket
     /// address (port 0 resolved).
@@ -145,16 +149,20 @@ impl Server {
             n => n,
         };
         let driver = choose_driver(cfg.server.driver)?;
-        let keys = listen_keys(cfg);
+        // Listeners, certificates, directories and the slab are the process's, for every
+        // distribution at once.
+        let view = sites::process_view(cfg);
+        let keys = listen_keys(&view);
         let parsed: Vec<(SocketAddr, bool)> = keys.iter().filter_map(|k| key_addr(k)).collect();
         let addrs: Vec<SocketAddr> = parsed.iter().map(|(a, _)| *a).collect();
         let bound = runtime::listener::bind_all(&addrs, workers).map_err(StartError::Listen)?;
-        let viewer_tls = tls::server_config(cfg).map_err(StartError::ViewerTls)?;
+        let viewer_tls = tls::server_config(&view).map_err(StartError::ViewerTls)?;
 
-        check_directories(cfg)?;
+        check_directories(&view)?;
 
         let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
-        let proxy = open_proxy(cfg, &node)?;
+        let proxy = open_proxy(&view, &node)?;
+        let site_sinks = sites::LogSinks::for_config(cfg, &sites::LogSinks::default())?;
         let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
         let log_sink = match cfg.logging.as_ref().filter(|l| l.enabled) {
             Some(l) => Some(
@@ -189,6 +197,7 @@ impl Server {
             );
             let stop = stop.clone();
             let ready = ready_tx.clone();
+            let sinks = site_sinks.clone();
             let core = if cores.is_empty() {
                 None
             } else {
@@ -202,7 +211,7 @@ impl Server {
                             tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                         }
                     }
-                    let w = match build_worker(id, &cfg, settings, proxy.as_ref(), extras) {
+                    let w = match sites::build(id, &cfg, settings, proxy.as_ref(), extras, &sinks) {
                         Ok(w) => Rc::new(w),
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -264,6 +273,8 @@ impl Server {
             shared: proxy.map(|p| p.0),
             metrics,
             log_sink,
+            site_sinks,
+            names: Arc::new(std::sync::RwLock::new(names_of(cfg))),
             addrs: plain_addrs,
             driver,
             workers,
@@ -303,18 +314,21 @@ impl Server {
             tracing::warn!("[logging] changes only on restart; keeping the running access log");
             new.logging = old.logging.clone();
         }
-        check_directories(&new).map_err(|e| e.to_string())?;
+        let view = sites::process_view(&new);
+        check_directories(&view).map_err(|e| e.to_string())?;
         // The slab: kept open; opened now if the new configuration is the first with a
         // custom origin.
         let proxy: Option<ProxyParts> =
-            match (&self.shared, new.origins.iter().any(|o| o.domain_name.is_some())) {
+            match (&self.shared, view.origins.iter().any(|o| o.domain_name.is_some())) {
                 (_, false) => None,
-                (Some(shared), true) => Some((shared.clone(), origin_tls(&new).map_err(|e| e.to_string())?)),
-                (None, true) => open_proxy(&new, &self.node).map_err(|e| e.to_string())?,
+                (Some(shared), true) => Some((shared.clone(), origin_tls(&view).map_err(|e| e.to_string())?)),
+                (None, true) => open_proxy(&view, &self.node).map_err(|e| e.to_string())?,
             };
-        let viewer_tls = tls::server_config(&new)?;
+        let viewer_tls = tls::server_config(&view)?;
+        let sinks = sites::LogSinks::for_config(&new, &self.site_sinks).map_err(|e| e.to_string())?;
+        self.forget_removed(&new);
         // Listeners: bind the added addresses for every worker; retire the removed ones.
-        let new_keys = listen_keys(&new);
+        let new_keys = listen_keys(&view);
         let added_keys: Vec<String> = new_keys
             .iter()
             .filter(|k| !self.configured.iter().any(|(c, _)| c == *k))
@@ -335,7 +349,8 @@ impl Server {
             let mut slots = self.reload.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.clear();
             for (id, listeners) in bound.per_worker.into_iter().enumerate() {
-                let (cfg, settings, proxy) = (cfg.clone(), settings.clone(), proxy.clone());
+                let (cfg, settings, proxy, sinks) =
+                    (cfg.clone(), settings.clone(), proxy.clone(), sinks.clone());
                 let extras = (
                     self.metrics[id].clone(),
                     None,
@@ -345,7 +360,8 @@ impl Server {
                 );
                 slots.push(Some(runtime::worker::WorkerReload {
                     build: Box::new(move || {
-                        build_worker(id, &cfg, settings, proxy.as_ref(), extras).map_err(|e| e.to_string())
+                        sites::build(id, &cfg, settings, proxy.as_ref(), extras, &sinks)
+                            .map_err(|e| e.to_string())
                     }),
                     add: with_tls_flags(&bound.addrs, listeners, &added),
                     remove: removed.iter().map(|(_, a)| *a).collect(),
@@ -370,8 +386,35 @@ impl Server {
         if self.shared.is_none() {
             self.shared = proxy.map(|p| p.0);
         }
+        self.site_sinks = sinks;
+        *self.names.write().unwrap_or_else(|e| e.into_inner()) = names_of(&new);
         self.config = new;
         Ok(())
+    }
+
+    /// A distribution the new configuration no longer has: its cached objects are
+    /// invalidated (its names may come back later for other content).
+    fn forget_removed(&self, new: &Config) {
+        let Some(shared) = &self.shared else { return };
+        for d in &self.config.distributions {
+            if !new
+                .distributions
+                .iter()
+                .any(|n| n.name.eq_ignore_ascii_case(&d.name))
+            {
+                let prefix = sites::key_prefix(&d.name);
+                if !prefix.is_empty() {
+                    let removed = shared.invalidate_prefix(&prefix);
+                    tracing::info!(distribution = %d.name, removed, "distribution removed; its objects are invalidated");
+                }
+            }
+        }
+    }
+
+    /// The names of the distributions served now (kept current across reloads), for the
+    /// admin listener's per-distribution invalidations.
+    pub fn distribution_names(&self) -> Arc<std::sync::RwLock<Vec<String>>> {
+        self.names.clone()
     }
 
     /// Set once the server is stopping (health checks report draining).
@@ -399,7 +442,7 @@ impl Server {
 }
 
 /// A worker's counters, the log sink, whether cookies are logged, and the node name.
-type WorkerExtras = (
+pub(crate) type WorkerExtras = (
     Arc<observe::WorkerMetrics>,
     Option<Arc<observe::LogSink>>,
     bool,
@@ -408,7 +451,7 @@ type WorkerExtras = (
 );
 
 /// Shared proxy state and per-origin TLS configurations.
-type ProxyParts = (Arc<proxy::Shared>, Arc<Vec<Option<Arc<rustls::ClientConfig>>>>);
+pub(crate) type ProxyParts = (Arc<proxy::Shared>, Arc<Vec<Option<Arc<rustls::ClientConfig>>>>);
 
 /// Every directory origin must exist before workers use it.
 fn check_directories(cfg: &Config) -> Result<(), StartError> {
@@ -425,7 +468,7 @@ fn check_directories(cfg: &Config) -> Result<(), StartError> {
 }
 
 /// The rustls client configuration of every custom origin that may be reached over HTTPS.
-fn origin_tls(cfg: &Config) -> Result<Arc<Vec<Option<Arc<rustls::ClientConfig>>>>, StartError> {
+pub(crate) fn origin_tls(cfg: &Config) -> Result<Arc<Vec<Option<Arc<rustls::ClientConfig>>>>, StartError> {
     let mut tls = Vec::with_capacity(cfg.origins.len());
     for o in &cfg.origins {
         let needs_tls = o.domain_name.is_some() && o.protocol != config::OriginProtocol::HttpOnly;
@@ -492,6 +535,10 @@ pub(crate) fn open_proxy(cfg: &Config, node: &str) -> Result<Option<ProxyParts>,
         message: format!("cannot start the prefetch thread: {e}"),
     })?;
     Ok(Some((Arc::new(shared), tls)))
+}
+
+fn names_of(cfg: &Config) -> Vec<String> {
+    cfg.distributions.iter().map(|d| d.name.clone()).collect()
 }
 
 /// This machine's host name (for `Via`), or "slabfront".

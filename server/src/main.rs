@@ -55,6 +55,9 @@ enum Command {
         /// Bearer token (when `[admin] token` is set); also read from SLABFRONT_ADMIN_TOKEN.
         #[arg(long, env = "SLABFRONT_ADMIN_TOKEN")]
         token: Option<String>,
+        /// The distribution (its name), when the server serves several.
+        #[arg(long)]
+        distribution: Option<String>,
         /// Paths such as /index.html or '/simple/*'.
         #[arg(required = true)]
         paths: Vec<String>,
@@ -112,8 +115,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Import { file, output, name }) => import(&file, output.as_deref(), name),
-        Some(Command::Invalidate { admin, token, paths }) => {
-            let id = slabfront::admin::invalidate_cli(&admin, token.as_deref(), &paths)?;
+        Some(Command::Invalidate {
+            admin,
+            token,
+            distribution,
+            paths,
+        }) => {
+            let id =
+                slabfront::admin::invalidate_cli(&admin, token.as_deref(), distribution.as_deref(), &paths)?;
             println!("invalidation {id}: Completed");
             Ok(())
         }
@@ -164,10 +173,6 @@ fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
             "reload refused, the running configuration stays: {}",
             e.to_string().replace('\n', "; ")
         ),
-        Ok(cfg) if cfg.single_distribution().is_err() => tracing::error!(
-            "reload refused, the running configuration stays: {}",
-            cfg.single_distribution().err().unwrap_or_default()
-        ),
         Ok(cfg) => match server.reload(cfg) {
             Ok(()) => tracing::info!(listeners = ?server.addrs, "configuration reloaded"),
             Err(e) => tracing::error!(error = %e, "reload failed, the running configuration stays"),
@@ -178,11 +183,11 @@ fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
 
 fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-    // Choosing a distribution by Host and SNI is not wired into the request path yet: one
-    // distribution per process until it is.
-    let served = cfg.single_distribution().map_err(anyhow::Error::msg)?;
-    if !served.implicit {
-        tracing::info!(distribution = %served.name, "serving one distribution");
+    if cfg.distributions.iter().all(|d| !d.enabled) {
+        anyhow::bail!("every distribution is disabled (enabled = false): there is nothing to serve");
+    }
+    for d in cfg.distributions.iter().filter(|d| !d.implicit) {
+        tracing::info!(distribution = %d.name, aliases = ?d.aliases, enabled = d.enabled, "distribution");
     }
     // Signals are taken by this thread before the workers start, so none of them ever runs a
     // handler: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM/SIGINT stop.
@@ -208,6 +213,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
             let admin = slabfront::admin::Admin {
                 token: a.token.clone(),
                 shared: server.shared.clone(),
+                distributions: server.distribution_names(),
                 draining: server.draining(),
                 metrics: server.metrics.clone(),
                 log_sink: server.log_sink.clone(),

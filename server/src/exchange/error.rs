@@ -67,6 +67,8 @@ pub enum ExchangeError {
     OriginCutShort,
     /// Too many open connections on this worker.
     Overloaded,
+    /// No enabled distribution answers the request's Host (CloudFront's 403).
+    UnknownHost,
 }
 
 impl ExchangeError {
@@ -82,7 +84,8 @@ impl ExchangeError {
             | E::HttpsRequired
             | E::MethodNotServed { .. }
             | E::MethodNotAllowed { .. }
-            | E::PreconditionFailed => Fault::Viewer,
+            | E::PreconditionFailed
+            | E::UnknownHost => Fault::Viewer,
             E::Origin(_) | E::OriginCutShort => Fault::Origin,
             E::OriginUnavailable => Fault::Configuration,
             E::Overloaded => Fault::Internal,
@@ -102,6 +105,7 @@ impl ExchangeError {
             | E::MethodNotServed { .. }
             | E::MethodNotAllowed { .. }
             | E::PreconditionFailed
+            | E::UnknownHost
             | E::OriginUnavailable => false,
         }
     }
@@ -114,7 +118,7 @@ impl ExchangeError {
             E::BodyFraming(_) | E::Target(_) => 400,
             E::BodyTooLarge => 413,
             E::ViewerTimeout(_) => 408,
-            E::HttpsRequired | E::MethodNotAllowed { .. } => 403,
+            E::HttpsRequired | E::MethodNotAllowed { .. } | E::UnknownHost => 403,
             E::MethodNotServed { unknown: true } => 501,
             E::MethodNotServed { unknown: false } => 405,
             E::PreconditionFailed => 412,
@@ -141,6 +145,7 @@ impl ExchangeError {
             E::Origin(UpstreamError::Timeout) => "origin timed out",
             E::Origin(_) | E::OriginCutShort => "origin unreachable or invalid",
             E::Overloaded => "too many connections",
+            E::UnknownHost => "The request could not be satisfied: no distribution answers this host.",
         }
     }
 
@@ -208,6 +213,7 @@ mod tests {
             (E::Origin(UpstreamError::Closed), 502, Fault::Origin, true),
             (E::OriginCutShort, 502, Fault::Origin, true),
             (E::Overloaded, 503, Fault::Internal, true),
+            (E::UnknownHost, 403, Fault::Viewer, false),
         ];
         for (e, status, fault, retry) in cases {
             assert_eq!(e.status().0, status, "{e:?}");

@@ -58,7 +58,10 @@ impl<S: Sink> Exchange<'_, S> {
             crate::router::Target::Custom(_) => {
                 // A page behind a custom origin is used when it is cached.
                 let b = &px.behaviors[w.router.route_behavior(path.as_bytes()).1];
-                let k = key::build(self.req, path.as_bytes(), b"", &b.key, true);
+                let k = super::fill::distribution_key(
+                    px,
+                    key::build(self.req, path.as_bytes(), b"", &b.key, true),
+                );
                 lookup(px, &k, self.req)
                     .await
                     .map(|f| (Bytes::from_owner(f.guard), content_type_of(&f.meta)))

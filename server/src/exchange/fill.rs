@@ -60,7 +60,7 @@ impl<S: Sink> Exchange<'_, S> {
             return self.respond(head, BodySource::Bytes(body)).await;
         }
         let cacheable = b.cached.contains(req.method);
-        let keyed = key::build(req, &path, &query, &b.key, cacheable);
+        let keyed = distribution_key(px, key::build(req, &path, &query, &b.key, cacheable));
         if !cacheable {
             return self.pass(&keyed, px, client, origin).await;
         }
@@ -209,6 +209,15 @@ impl<S: Sink> Exchange<'_, S> {
             }
         }
     }
+}
+
+/// A key (and its URL prefix, for invalidations) within the distribution.
+pub(super) fn distribution_key(px: &ProxyWorker, mut keyed: Keyed) -> Keyed {
+    if !px.key_prefix.is_empty() {
+        keyed.key.splice(0..0, px.key_prefix.iter().copied());
+        keyed.url_prefix.splice(0..0, px.key_prefix.iter().copied());
+    }
+    keyed
 }
 
 /// stale-while-revalidate: one background refresh per object.

@@ -101,6 +101,20 @@ impl<'a, S: Sink> Exchange<'a, S> {
 
     /// Runs the phases until the response has been handed to the sink.
     pub async fn run(&mut self) -> Result<(), End> {
+        // Phase **distribution**: the one that answers this Host (with several); from here on
+        // `w` is that distribution's worker.
+        match self.w.site_for(self.req.header("host")) {
+            Some(site) => self.w = site,
+            None => {
+                let early = self.req.expect_continue;
+                if !early {
+                    self.sink.discard_body(self.req).await?;
+                }
+                let (mut head, body) = ExchangeError::UnknownHost.answer();
+                head.close = early;
+                return self.respond(head, BodySource::Bytes(body)).await;
+            }
+        }
         if !self.sink.secure() {
             if let Some(refusal) = route::viewer_policy(&self.w, self.req) {
                 self.sink.discard_body(self.req).await?;

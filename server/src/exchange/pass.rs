@@ -130,7 +130,9 @@ impl<S: Sink> Exchange<'_, S> {
             px.shared.invalidate_prefix(&keyed.url_prefix);
             for h in ["location", "content-location"] {
                 if let Some(prefix) = resp.header(h).and_then(|v| same_host_url_prefix(v, req)) {
-                    px.shared.invalidate_prefix(&prefix);
+                    let mut prefixed = px.key_prefix.clone();
+                    prefixed.extend_from_slice(&prefix);
+                    px.shared.invalidate_prefix(&prefixed);
                 }
             }
         }

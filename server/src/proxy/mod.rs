@@ -66,18 +66,23 @@ impl Shared {
     /// Removes every stored response for these CloudFront invalidation paths (exact paths,
     /// or a trailing `*` for a prefix; query strings ignored). Durable once it returns.
     pub fn invalidate(&self, paths: &[String]) -> usize {
+        self.invalidate_in(b"", paths)
+    }
+
+    /// Invalidates paths of one distribution: its keys begin with `key_prefix`
+    /// (`ProxyWorker::key_prefix`).
+    pub fn invalidate_in(&self, key_prefix: &[u8], paths: &[String]) -> usize {
         let mut n = 0;
         for p in paths {
             let p = p.split('?').next().unwrap_or_default();
-            let prefix = if p == "*" || p == "/*" {
-                Vec::new()
-            } else if let Some(prefix) = p.strip_suffix('*') {
-                prefix.as_bytes().to_vec()
+            let mut prefix = key_prefix.to_vec();
+            if p == "*" || p == "/*" {
+            } else if let Some(path_prefix) = p.strip_suffix('*') {
+                prefix.extend_from_slice(path_prefix.as_bytes());
             } else {
-                let mut exact = p.as_bytes().to_vec();
-                exact.push(0);
-                exact
-            };
+                prefix.extend_from_slice(p.as_bytes());
+                prefix.push(0);
+            }
             n += self.invalidate_prefix(&prefix);
         }
         n
@@ -217,6 +222,9 @@ pub struct ProxyWorker {
     /// 0 = the default behavior, `i + 1` = `behaviors[i]`.
     pub behaviors: Vec<BehaviorRt>,
     pub errors: Vec<ErrorPage>,
+    /// Put before every cache key of this distribution (empty for the implicit one), so the
+    /// same path on two distributions never shares an object.
+    pub key_prefix: Vec<u8>,
     /// Appends small objects to this worker's own open segment.
     pub writer: RefCell<Writer>,
     /// When a hit last found slab pages out of memory (see `memory_short`).
@@ -308,6 +316,7 @@ impl ProxyWorker {
             origins,
             behaviors,
             errors,
+            key_prefix: Vec::new(),
             writer,
             cold: ColdClock::default(),
             memo: ResidentMemo::default(),
