@@ -140,7 +140,10 @@ fn start_slabfront_with(bin: &Path, work: &Path, name: &str, config: &str, port:
         .stderr(std::fs::File::create(work.join(format!("{name}.log")))?)
         .spawn()
         .context("starting slabfront")?;
-    wait_port(port)?;
+    if let Err(e) = wait_port(port) {
+        let log = std::fs::read_to_string(work.join(format!("{name}.log"))).unwrap_or_default();
+        bail!("{e}; slabfront's log:\n{log}");
+    }
     Ok(ServerProc {
         name: "slabfront",
         child,
