@@ -16,6 +16,7 @@ mod cheap;
 mod pair;
 mod procstat;
 mod proxy;
+mod routing;
 mod soak;
 mod tls;
 
@@ -44,6 +45,9 @@ struct Args {
     /// hit cells alternating A B B A, with each build's spread against itself.
     #[arg(long)]
     pair: Option<PathBuf>,
+    /// The cost of routing by Host: one distribution against two with 10,000 names each.
+    #[arg(long)]
+    routing: bool,
     /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
     #[arg(long)]
     proxy: bool,
@@ -499,6 +503,9 @@ fn main() -> Result<()> {
     }
     if let Some(before) = &args.pair {
         return pair::run(&args, &bin, before);
+    }
+    if args.routing {
+        return routing::run(&args, &bin);
     }
     if args.proxy {
         return proxy::run(&args, &bin);

@@ -86,60 +86,72 @@ pub fn run(args: &Args, after: &Path, before: &Path) -> Result<()> {
             cheap::run(b.statics.port, LARGE, 16, secs, || b.statics.cpu_ticks())
         }),
     ];
-    println!("| cell | unit | before (median) | after (median) | after/before | spread before | spread after | p99 before → after |");
-    println!("|---|---|---|---|---|---|---|---|");
+    print_header("before", "after");
     for (label, unit, f) in cells {
-        if !args.wants(label) {
-            continue;
+        if args.wants(label) {
+            eprintln!("running {label}");
+            paired_row(label, unit, rounds, &|i| f(&builds[i]))?;
         }
-        eprintln!("running {label}");
-        let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
-        for r in 0..rounds {
-            // A B, then B A: each build goes first as often as second.
-            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
-            for i in order {
-                samples[i].push(f(&builds[i])?);
-            }
-        }
-        let value = |s: &Sample| {
-            if unit == "req/CPU-s" {
-                s.per_cpu()
-            } else {
-                s.bytes_per_cpu() / 1e6
-            }
-        };
-        let vals: Vec<Vec<f64>> = samples.iter().map(|v| v.iter().map(value).collect()).collect();
-        let med: Vec<f64> = vals.iter().map(|v| median(v.clone())).collect();
-        let spread = |v: &[f64], m: f64| {
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-            if m > 0.0 {
-                (hi - lo) / m * 100.0
-            } else {
-                0.0
-            }
-        };
-        let p99: Vec<f64> = samples
-            .iter()
-            .map(|v| median(v.iter().map(|s| s.p99_ms).collect()))
-            .collect();
-        let errors: u64 = samples.iter().flatten().map(|s| s.errors).sum();
-        println!(
-            "| {label} | {unit} | {:.0} | {:.0} | {:.3} | ±{:.1}% | ±{:.1}% | {:.2} → {:.2} ms{} |",
-            med[0],
-            med[1],
-            if med[0] > 0.0 { med[1] / med[0] } else { 0.0 },
-            spread(&vals[0], med[0]) / 2.0,
-            spread(&vals[1], med[1]) / 2.0,
-            p99[0],
-            p99[1],
-            if errors > 0 {
-                format!(" ({errors} errors)")
-            } else {
-                String::new()
-            },
-        );
     }
+    Ok(())
+}
+
+/// The table's header for two servers `a` and `b`.
+pub fn print_header(a: &str, b: &str) {
+    println!(
+        "| cell | unit | {a} (median) | {b} (median) | {b}/{a} | spread {a} | spread {b} | p99 {a} → {b} |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+}
+
+/// One row: `rounds` rounds of `f(0)` and `f(1)`, alternating which goes first (A B, B A, …),
+/// the medians, their ratio, each one's spread (half the range over the median) and p99.
+pub fn paired_row(label: &str, unit: &str, rounds: usize, f: &dyn Fn(usize) -> Result<Sample>) -> Result<()> {
+    let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    for r in 0..rounds {
+        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            samples[i].push(f(i)?);
+        }
+    }
+    let value = |s: &Sample| {
+        if unit == "req/CPU-s" {
+            s.per_cpu()
+        } else {
+            s.bytes_per_cpu() / 1e6
+        }
+    };
+    let vals: Vec<Vec<f64>> = samples.iter().map(|v| v.iter().map(value).collect()).collect();
+    let med: Vec<f64> = vals.iter().map(|v| median(v.clone())).collect();
+    let spread = |v: &[f64], m: f64| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        if m > 0.0 {
+            (hi - lo) / m * 50.0
+        } else {
+            0.0
+        }
+    };
+    let p99: Vec<f64> = samples
+        .iter()
+        .map(|v| median(v.iter().map(|s| s.p99_ms).collect()))
+        .collect();
+    let errors: u64 = samples.iter().flatten().map(|s| s.errors).sum();
+    println!(
+        "| {label} | {unit} | {:.0} | {:.0} | {:.3} | ±{:.1}% | ±{:.1}% | {:.2} → {:.2} ms{} |",
+        med[0],
+        med[1],
+        if med[0] > 0.0 { med[1] / med[0] } else { 0.0 },
+        spread(&vals[0], med[0]),
+        spread(&vals[1], med[1]),
+        p99[0],
+        p99[1],
+        if errors > 0 {
+            format!(" ({errors} errors)")
+        } else {
+            String::new()
+        },
+    );
     Ok(())
 }
