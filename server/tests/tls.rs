@@ -407,3 +407,31 @@ fn plaintext_and_malformed_hellos_on_the_tls_port_are_closed_cleanly() {
     let mut s = connect(e.https, "a.test", client(&[&a], V13)).unwrap();
     assert_eq!(get(&mut s, "/").status, 200, "still serving");
 }
+
+#[test]
+fn sni_picks_each_distributions_certificate_and_host_its_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let b = make_cert(dir.path(), "b", &["b.test"]);
+    let mut cfg =
+        String::from("[server]\nlisten = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\nworkers = 1\n");
+    for (name, cert) in [("a.test", &a), ("b.test", &b)] {
+        let site = dir.path().join(name);
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(site.join("index.html"), format!("<h1>{name}</h1>")).unwrap();
+        cfg.push_str(&format!(
+            "\n[[distributions]]\nname = \"{name}\"\n[distributions.ssl_certificate]\ncert = {:?}\nkey = {:?}\n\
+             [[distributions.origins]]\nid = \"site\"\npath = {site:?}\n[distributions.default_cache_behavior]\ntarget_origin = \"site\"\n",
+            cert.cert_path, cert.key_path
+        ));
+    }
+    let edge = start(tempfile::tempdir().unwrap(), &cfg);
+    for (name, cert) in [("a.test", &a), ("b.test", &b)] {
+        let mut s = connect(edge.https, name, client(&[&a, &b], V13)).unwrap();
+        assert_eq!(peer_der(&s), cert.der, "{name}: its own certificate");
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: {name}\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.body, format!("<h1>{name}</h1>").as_bytes());
+    }
+}
