@@ -268,84 +268,22 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
     };
     let target = range_of(path.as_bytes());
 
-    let mut headers = Vec::with_capacity(req.headers.len());
-    let mut content_length: Option<u64> = None;
-    let mut cl_count = 0;
-    let mut te: Option<Range<usize>> = None;
-    let mut te_count = 0;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut expect_continue = false;
-    let mut host_count = 0;
-    let mut if_fields = false;
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        let value = h.value;
-        if !valid_field_value(value) {
-            return Err(ParseError::Bad("invalid header value"));
-        }
-        headers.push((range_of(name), range_of(value)));
-        if_fields |= name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-");
-        if name.eq_ignore_ascii_case(b"content-length") {
-            cl_count += 1;
-            if cl_count > 1 {
-                return Err(ParseError::Bad("several Content-Length fields"));
-            }
-            content_length = Some(parse_content_length(value)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_count += 1;
-            if te_count > 1 {
-                return Err(ParseError::Bad("several Transfer-Encoding fields"));
-            }
-            te = Some(range_of(value));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(trim) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    conn_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    conn_keep_alive = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if trim(value).eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
-            } else {
-                return Err(ParseError::Bad("unsupported expectation"));
-            }
-        } else if name.eq_ignore_ascii_case(b"host") {
-            host_count += 1;
-            if !valid_host(trim(value)) {
-                // RFC 9112 §3.2: 400 for a Host field with an invalid value.
-                return Err(ParseError::Bad("invalid Host"));
-            }
-        }
-    }
-    if version == Version::Http11 && host_count != 1 {
+    let f = scan_fields(req.headers, base)?;
+    if version == Version::Http11 && f.host_count != 1 {
         // RFC 9112 §3.2: 400 for a missing Host in HTTP/1.1, or more than one.
         return Err(ParseError::Bad("HTTP/1.1 request needs exactly one Host field"));
     }
-    if host_count > 1 {
+    if f.host_count > 1 {
         return Err(ParseError::Bad("several Host fields"));
     }
-    let body = match (te, content_length) {
-        (Some(_), Some(_)) => return Err(ParseError::Bad("both Transfer-Encoding and Content-Length")),
-        (Some(te), None) => {
-            if version == Version::Http10 {
-                return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
-            }
-            let codings: Vec<&[u8]> = buf[te].split(|&b| b == b',').map(trim).collect();
-            match codings.last() {
-                Some(last) if last.eq_ignore_ascii_case(b"chunked") => {}
-                _ => return Err(ParseError::Bad("Transfer-Encoding must end in chunked")),
-            }
-            if codings.len() > 1 {
-                return Err(ParseError::NotImplemented("transfer coding not implemented"));
-            }
-            BodyKind::Chunked
-        }
-        (None, Some(0)) | (None, None) => BodyKind::None,
-        (None, Some(n)) => BodyKind::Length(n),
-    };
+    let body = body_kind(f.te.map(|te| &buf[te]), f.content_length, version)?;
+    let (headers, conn_close, conn_keep_alive, expect_continue, if_fields) = (
+        f.headers,
+        f.conn_close,
+        f.conn_keep_alive,
+        f.expect_continue,
+        f.if_fields,
+    );
     let keep_alive = match version {
         Version::Http11 => !conn_close,
         Version::Http10 => conn_keep_alive && !conn_close,
@@ -366,6 +304,111 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
         },
         total,
     ))
+}
+
+/// What the request's fields say about its framing and connection, each field's name and
+/// value located in the head.
+struct FieldFacts {
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    content_length: Option<u64>,
+    te: Option<Range<usize>>,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    expect_continue: bool,
+    host_count: usize,
+    if_fields: bool,
+}
+
+/// Checks every field value and gathers the fields that frame the request (RFC 9112 §6):
+/// one `Content-Length` at most, one `Transfer-Encoding` at most, `Connection` tokens,
+/// `Expect`, and valid `Host` values.
+fn scan_fields(fields: &[httparse::Header<'_>], base: usize) -> Result<FieldFacts, ParseError> {
+    let range_of = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let mut f = FieldFacts {
+        headers: Vec::with_capacity(fields.len()),
+        content_length: None,
+        te: None,
+        conn_close: false,
+        conn_keep_alive: false,
+        expect_continue: false,
+        host_count: 0,
+        if_fields: false,
+    };
+    let (mut cl_count, mut te_count) = (0, 0);
+    for h in fields {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        if !valid_field_value(value) {
+            return Err(ParseError::Bad("invalid header value"));
+        }
+        f.headers.push((range_of(name), range_of(value)));
+        f.if_fields |= name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-");
+        if name.eq_ignore_ascii_case(b"content-length") {
+            cl_count += 1;
+            if cl_count > 1 {
+                return Err(ParseError::Bad("several Content-Length fields"));
+            }
+            f.content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_count += 1;
+            if te_count > 1 {
+                return Err(ParseError::Bad("several Transfer-Encoding fields"));
+            }
+            f.te = Some(range_of(value));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    f.conn_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    f.conn_keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if trim(value).eq_ignore_ascii_case(b"100-continue") {
+                f.expect_continue = true;
+            } else {
+                return Err(ParseError::Bad("unsupported expectation"));
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            f.host_count += 1;
+            if !valid_host(trim(value)) {
+                // RFC 9112 §3.2: 400 for a Host field with an invalid value.
+                return Err(ParseError::Bad("invalid Host"));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// How the request body is delimited (RFC 9112 §6.3): chunked as the final coding (and the
+/// only one), else Content-Length; never both, never chunked in HTTP/1.0.
+fn body_kind(
+    te: Option<&[u8]>,
+    content_length: Option<u64>,
+    version: Version,
+) -> Result<BodyKind, ParseError> {
+    Ok(match (te, content_length) {
+        (Some(_), Some(_)) => return Err(ParseError::Bad("both Transfer-Encoding and Content-Length")),
+        (Some(te), None) => {
+            if version == Version::Http10 {
+                return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            let codings: Vec<&[u8]> = te.split(|&b| b == b',').map(trim).collect();
+            match codings.last() {
+                Some(last) if last.eq_ignore_ascii_case(b"chunked") => {}
+                _ => return Err(ParseError::Bad("Transfer-Encoding must end in chunked")),
+            }
+            if codings.len() > 1 {
+                return Err(ParseError::NotImplemented("transfer coding not implemented"));
+            }
+            BodyKind::Chunked
+        }
+        (None, Some(0)) | (None, None) => BodyKind::None,
+        (None, Some(n)) => BodyKind::Length(n),
+    })
 }
 
 /// RFC 9110 §5.5: a field value is visible characters, obs-text, spaces and tabs; no other
