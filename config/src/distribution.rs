@@ -143,7 +143,8 @@ impl Config {
         view
     }
 
-    /// The one distribution a server that routes no Host can serve, or why there is none.
+    /// The one enabled distribution of a file of one, or why there is none (several, or the
+    /// one disabled).
     pub fn single_distribution(&self) -> Result<&Distribution, String> {
         match self.distributions.as_slice() {
             [d] if d.enabled => Ok(d),
@@ -152,9 +153,7 @@ impl Config {
                 d.name
             )),
             many => Err(format!(
-                "this configuration has {} distributions ({}); serving more than one from one \
-                 process (choosing by Host and SNI) is not wired into the server yet: run one \
-                 process per distribution for now (`slabfront check` validates the whole file)",
+                "this configuration has {} distributions ({})",
                 many.len(),
                 many.iter()
                     .map(|d| d.name.as_str())
