@@ -99,8 +99,10 @@ pub fn build(
     let mut front = build_worker(id, &front_view, settings.clone(), None, front_extras)?;
     let mut sites = Vec::with_capacity(cfg.distributions.len());
     let mut names = Vec::with_capacity(cfg.distributions.len());
-    for d in &cfg.distributions {
+    for (i, d) in cfg.distributions.iter().enumerate() {
         let mut site = build_site(id, cfg, d, settings.clone(), proxy, &extras, sinks)?;
+        // Counted as distribution i, in the front's statistics (`adopt`).
+        site.stats = Rc::new(site.stats.for_distribution(i));
         front.adopt(&mut site);
         sites.push(Rc::new(site));
         names.push((d.name.clone(), d.aliases.clone(), d.enabled));
