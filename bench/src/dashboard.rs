@@ -1,0 +1,144 @@
+//! What the dashboard costs: hits per server CPU-second with the dashboard open (its data,
+//! `GET /stats`, fetched once a second as the page does) against the same load without it.
+//! One slabfront (one worker, pinned to core 0, admin thread included in its CPU time) in
+//! front of the nginx origin; load and origin on core 1. The two modes alternate round by
+//! round (ABBA...), so that drift on a shared machine falls on both; medians and spreads.
+
+use crate::{median, start_slabfront_with, wrk, Args, Sample, ServerProc, SMALL};
+use anyhow::{bail, Result};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SF_PORT: u16 = 18085;
+const ADMIN_PORT: u16 = 18086;
+
+fn start(bin: &Path, work: &Path) -> Result<ServerProc> {
+    let config = format!(
+        r#"[server]
+listen = ["127.0.0.1:{SF_PORT}"]
+workers = 1
+max_connections = 19000
+
+[[origins]]
+id = "origin"
+domain_name = "127.0.0.1"
+http_port = {origin}
+protocol = "http-only"
+keepalive = 256
+
+[default_cache_behavior]
+target_origin = "origin"
+
+[admin]
+listen = "127.0.0.1:{ADMIN_PORT}"
+
+[cache]
+path = "{slab}"
+size = "1GiB"
+"#,
+        origin = crate::proxy::ORIGIN_PORT,
+        slab = work.join("dash-slab").display()
+    );
+    start_slabfront_with(bin, work, "slabfront-dashboard", &config, SF_PORT)
+}
+
+/// One GET on the admin listener; the body length.
+fn get(port: u16, path: &str) -> Result<usize> {
+    let mut c = TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut all = Vec::new();
+    c.read_to_end(&mut all)?;
+    if !all.starts_with(b"HTTP/1.1 200") {
+        bail!("GET {path}: {}", String::from_utf8_lossy(&all[..all.len().min(80)]));
+    }
+    Ok(all.len())
+}
+
+/// The open page: `/` once, then `/stats` every second until stopped.
+fn poller(stop: Arc<AtomicBool>, polls: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let _ = get(ADMIN_PORT, "/");
+        while !stop.load(Ordering::Acquire) {
+            if get(ADMIN_PORT, "/stats").is_ok() {
+                polls.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.0}-{hi:.0}")
+}
+
+pub fn run(args: &Args, bin: &Path) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = crate::make_site(work.path())?;
+    let _origin = crate::proxy::start_origin(&root, work.path())?;
+    let sf = start(bin, work.path())?;
+    crate::wait_port(ADMIN_PORT)?;
+    // Warm: the object is in the slab before any measured round.
+    for _ in 0..3 {
+        crate::proxy::fetch(SF_PORT, SMALL)?;
+    }
+    let secs = args.duration;
+    let rounds = args.runs.max(2);
+    eprintln!(
+        "machine: {} cores, {}; {rounds} paired rounds x {secs}s; slabfront on core 0, load and origin on core 1",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        crate::procstat::cpu_model(),
+    );
+    let (mut off, mut on): (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
+    let polls = Arc::new(AtomicU64::new(0));
+    for round in 0..rounds {
+        // ABBA: the order flips each round.
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for open in order {
+            let stop = Arc::new(AtomicBool::new(false));
+            let page = open.then(|| poller(stop.clone(), polls.clone()));
+            let s = wrk(&sf, SMALL, 64, secs)?;
+            stop.store(true, Ordering::Release);
+            if let Some(p) = page {
+                let _ = p.join();
+            }
+            eprintln!(
+                "round {round} dashboard {}: {:.0} req/s, {:.0} req per CPU-s",
+                if open { "open" } else { "closed" },
+                s.req_s,
+                s.per_cpu()
+            );
+            if open { &mut on } else { &mut off }.push(s);
+        }
+    }
+    let per = |v: &[Sample]| v.iter().map(Sample::per_cpu).collect::<Vec<_>>();
+    let (a, b) = (per(&off), per(&on));
+    let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| y / x).collect();
+    println!("| hit 1 KiB, 64 conns (wrk), one worker | req/s (median) | req per CPU-s (median) | req per CPU-s (min-max) | errors |");
+    println!("|---|---|---|---|---|");
+    for (label, v) in [("dashboard closed", &off), ("dashboard open, /stats every 1 s", &on)] {
+        println!(
+            "| {label} | {:.0} | {:.0} | {} | {} |",
+            median(v.iter().map(|s| s.req_s).collect()),
+            median(per(v)),
+            spread(&per(v)),
+            v.iter().map(|s| s.errors).sum::<u64>()
+        );
+    }
+    let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    println!();
+    println!(
+        "open/closed per CPU-s, paired by round: median {:.3} (min {lo:.3}, max {hi:.3}); ratio of medians {:.3}; /stats answered {} times",
+        median(ratios.clone()),
+        median(b.clone()) / median(a.clone()),
+        polls.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
