@@ -167,6 +167,7 @@ impl Server {
         let proxy = open_proxy(&view, &node)?;
         let site_sinks = sites::LogSinks::for_config(cfg, &sites::LogSinks::default())?;
         let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
+        // Custom origins only: directory origins have no exchanges to count.
         let stats = Arc::new(stats::Stats::for_config(workers, cfg));
         let log_sink = match cfg.logging.as_ref().filter(|l| l.enabled) {
             Some(l) => Some(
