@@ -54,7 +54,10 @@ fn get(port: u16, path: &str) -> Result<usize> {
     let mut all = Vec::new();
     c.read_to_end(&mut all)?;
     if !all.starts_with(b"HTTP/1.1 200") {
-        bail!("GET {path}: {}", String::from_utf8_lossy(&all[..all.len().min(80)]));
+        bail!(
+            "GET {path}: {}",
+            String::from_utf8_lossy(&all[..all.len().min(80)])
+        );
     }
     Ok(all.len())
 }
@@ -99,7 +102,11 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let polls = Arc::new(AtomicU64::new(0));
     for round in 0..rounds {
         // ABBA: the order flips each round.
-        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
         for open in order {
             let stop = Arc::new(AtomicBool::new(false));
             let page = open.then(|| poller(stop.clone(), polls.clone()));
@@ -122,7 +129,10 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| y / x).collect();
     println!("| hit 1 KiB, 64 conns (wrk), one worker | req/s (median) | req per CPU-s (median) | req per CPU-s (min-max) | errors |");
     println!("|---|---|---|---|---|");
-    for (label, v) in [("dashboard closed", &off), ("dashboard open, /stats every 1 s", &on)] {
+    for (label, v) in [
+        ("dashboard closed", &off),
+        ("dashboard open, /stats every 1 s", &on),
+    ] {
         println!(
             "| {label} | {:.0} | {:.0} | {} | {} |",
             median(v.iter().map(|s| s.req_s).collect()),

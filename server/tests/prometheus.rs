@@ -24,12 +24,20 @@ fn packaging() -> PathBuf {
 fn promtool() -> Option<&'static str> {
     static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let found = *FOUND.get_or_init(|| {
-        let present = || Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+        let present = || {
+            Command::new("promtool")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
         if present() {
             return true;
         }
         eprintln!("promtool missing: installing Debian's prometheus package");
-        let _ = Command::new("apt-get").args(["install", "-y", "-q", "prometheus"]).env("DEBIAN_FRONTEND", "noninteractive").status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "prometheus"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
         present()
     });
     if !found {
@@ -40,7 +48,11 @@ fn promtool() -> Option<&'static str> {
 
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -147,11 +159,18 @@ fn a_live_scrape_passes_promtool_and_exports_every_series_the_dashboard_and_aler
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
     assert!(exported.contains("slabfront_slab_used_bytes"), "{scrape}");
-    assert!(scrape.contains("slabfront_origin_up{origin=\"nowhere\"} 0\n"), "{scrape}");
-    assert!(scrape.contains("slabfront_origin_up{origin=\"origin\"} 1\n"), "{scrape}");
+    assert!(
+        scrape.contains("slabfront_origin_up{origin=\"nowhere\"} 0\n"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("slabfront_origin_up{origin=\"origin\"} 1\n"),
+        "{scrape}"
+    );
 
     let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(packaging().join("grafana-dashboard.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(packaging().join("grafana-dashboard.json")).unwrap())
+            .unwrap();
     let mut queries = Vec::new();
     fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
@@ -178,7 +197,10 @@ fn a_live_scrape_passes_promtool_and_exports_every_series_the_dashboard_and_aler
     let alerts = std::fs::read_to_string(packaging().join("prometheus-alerts.yml")).unwrap();
     named.extend(names_in(&alerts));
     let missing: Vec<&String> = named.iter().filter(|n| !exported.contains(*n)).collect();
-    assert!(missing.is_empty(), "named but not exported: {missing:?}\n{scrape}");
+    assert!(
+        missing.is_empty(),
+        "named but not exported: {missing:?}\n{scrape}"
+    );
 
     let Some(promtool) = promtool() else { return };
     let mut child = Command::new(promtool)
@@ -190,6 +212,13 @@ fn a_live_scrape_passes_promtool_and_exports_every_series_the_dashboard_and_aler
         .unwrap();
     child.stdin.take().unwrap().write_all(scrape.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.trim().is_empty(), "promtool check metrics:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics:\n{text}"
+    );
 }
