@@ -15,11 +15,13 @@ use std::time::Duration;
 
 const SF_PORT: u16 = 18085;
 const ADMIN_PORT: u16 = 18086;
+const BASE_PORT: u16 = 18087;
+const BASE_ADMIN_PORT: u16 = 18088;
 
-fn start(bin: &Path, work: &Path) -> Result<ServerProc> {
+fn start(bin: &Path, work: &Path, name: &str, port: u16, admin: u16) -> Result<ServerProc> {
     let config = format!(
         r#"[server]
-listen = ["127.0.0.1:{SF_PORT}"]
+listen = ["127.0.0.1:{port}"]
 workers = 1
 max_connections = 19000
 
@@ -34,16 +36,16 @@ keepalive = 256
 target_origin = "origin"
 
 [admin]
-listen = "127.0.0.1:{ADMIN_PORT}"
+listen = "127.0.0.1:{admin}"
 
 [cache]
 path = "{slab}"
 size = "1GiB"
 "#,
         origin = crate::proxy::ORIGIN_PORT,
-        slab = work.join("dash-slab").display()
+        slab = work.join(format!("{name}-slab")).display()
     );
-    start_slabfront_with(bin, work, "slabfront-dashboard", &config, SF_PORT)
+    start_slabfront_with(bin, work, name, &config, port)
 }
 
 /// One GET on the admin listener; the body length.
@@ -81,74 +83,117 @@ fn spread(v: &[f64]) -> String {
     format!("{lo:.0}-{hi:.0}")
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Closed,
+    Open,
+    Baseline,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Closed => "dashboard closed",
+            Mode::Open => "dashboard open, /stats every 1 s",
+            Mode::Baseline => "--baseline binary, dashboard closed",
+        }
+    }
+}
+
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let work = tempfile::tempdir()?;
     let root = crate::make_site(work.path())?;
     let _origin = crate::proxy::start_origin(&root, work.path())?;
-    let sf = start(bin, work.path())?;
+    let sf = start(bin, work.path(), "slabfront-dashboard", SF_PORT, ADMIN_PORT)?;
     crate::wait_port(ADMIN_PORT)?;
+    let base = match &args.baseline {
+        Some(b) => Some(start(
+            b,
+            work.path(),
+            "slabfront-baseline",
+            BASE_PORT,
+            BASE_ADMIN_PORT,
+        )?),
+        None => None,
+    };
     // Warm: the object is in the slab before any measured round.
-    for _ in 0..3 {
-        crate::proxy::fetch(SF_PORT, SMALL)?;
+    for port in [Some(SF_PORT), base.as_ref().map(|b| b.port)]
+        .into_iter()
+        .flatten()
+    {
+        for _ in 0..3 {
+            crate::proxy::fetch(port, SMALL)?;
+        }
     }
     let secs = args.duration;
     let rounds = args.runs.max(2);
     eprintln!(
-        "machine: {} cores, {}; {rounds} paired rounds x {secs}s; slabfront on core 0, load and origin on core 1",
+        "machine: {} cores, {}; {rounds} rounds x {secs}s per mode; slabfront on core 0, load and origin on core 1",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         crate::procstat::cpu_model(),
     );
-    let (mut off, mut on): (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
+    let mut modes = vec![Mode::Closed, Mode::Open];
+    if base.is_some() {
+        modes.push(Mode::Baseline);
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     let polls = Arc::new(AtomicU64::new(0));
     for round in 0..rounds {
-        // ABBA: the order flips each round.
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for open in order {
+        // The order turns each round, so that no mode always comes first or last.
+        let mut order: Vec<usize> = (0..modes.len()).collect();
+        order.rotate_left(round % modes.len());
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let mode = modes[i];
+            let server = match (mode, &base) {
+                (Mode::Baseline, Some(b)) => b,
+                _ => &sf,
+            };
             let stop = Arc::new(AtomicBool::new(false));
-            let page = open.then(|| poller(stop.clone(), polls.clone()));
-            let s = wrk(&sf, SMALL, 64, secs)?;
+            let page = (mode == Mode::Open).then(|| poller(stop.clone(), polls.clone()));
+            let s = wrk(server, SMALL, 64, secs)?;
             stop.store(true, Ordering::Release);
             if let Some(p) = page {
                 let _ = p.join();
             }
             eprintln!(
-                "round {round} dashboard {}: {:.0} req/s, {:.0} req per CPU-s",
-                if open { "open" } else { "closed" },
+                "round {round} {}: {:.0} req/s, {:.0} req per CPU-s",
+                mode.label(),
                 s.req_s,
                 s.per_cpu()
             );
-            if open { &mut on } else { &mut off }.push(s);
+            samples[i].push(s);
         }
     }
     let per = |v: &[Sample]| v.iter().map(Sample::per_cpu).collect::<Vec<_>>();
-    let (a, b) = (per(&off), per(&on));
-    let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| y / x).collect();
     println!("| hit 1 KiB, 64 conns (wrk), one worker | req/s (median) | req per CPU-s (median) | req per CPU-s (min-max) | errors |");
     println!("|---|---|---|---|---|");
-    for (label, v) in [
-        ("dashboard closed", &off),
-        ("dashboard open, /stats every 1 s", &on),
-    ] {
+    for (mode, v) in modes.iter().zip(&samples) {
         println!(
-            "| {label} | {:.0} | {:.0} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {} | {} |",
+            mode.label(),
             median(v.iter().map(|s| s.req_s).collect()),
             median(per(v)),
             spread(&per(v)),
             v.iter().map(|s| s.errors).sum::<u64>()
         );
     }
-    let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     println!();
-    println!(
-        "open/closed per CPU-s, paired by round: median {:.3} (min {lo:.3}, max {hi:.3}); ratio of medians {:.3}; /stats answered {} times",
-        median(ratios.clone()),
-        median(b.clone()) / median(a.clone()),
-        polls.load(Ordering::Relaxed)
-    );
+    let closed = per(&samples[0]);
+    for (j, mode) in modes.iter().enumerate().skip(1) {
+        let other = per(&samples[j]);
+        let ratios: Vec<f64> = other.iter().zip(&closed).map(|(o, c)| o / c).collect();
+        let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "{} / dashboard closed, per CPU-s, paired by round: median {:.3} (min {lo:.3}, max {hi:.3}); ratio of medians {:.3}",
+            mode.label(),
+            median(ratios.clone()),
+            median(other.clone()) / median(closed.clone()),
+        );
+    }
+    println!("/stats answered {} times", polls.load(Ordering::Relaxed));
     Ok(())
 }

@@ -59,6 +59,10 @@ struct Args {
     /// against without, in alternating rounds.
     #[arg(long)]
     dashboard: bool,
+    /// With --dashboard: another slabfront binary (e.g. one built without the dashboard's
+    /// statistics) measured in the same rounds, dashboard closed.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// The soak instead (not for CI): slabfront under mixed load, its memory sampled every 10 s.
     #[arg(long)]
     soak: bool,
