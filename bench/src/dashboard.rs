@@ -195,5 +195,30 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         );
     }
     println!("/stats answered {} times", polls.load(Ordering::Relaxed));
+    poll_cost(&sf)
+}
+
+/// What one answer of `/stats` costs the server, measured without load right after the
+/// rounds (a minute of top-URL sketches to merge): answers back to back, server CPU time.
+fn poll_cost(sf: &ServerProc) -> Result<()> {
+    const N: u32 = 300;
+    let before = sf.cpu_ticks();
+    let t0 = std::time::Instant::now();
+    let mut size = 0;
+    for _ in 0..N {
+        size = get(ADMIN_PORT, "/stats")?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (sf.cpu_ticks() - before) as f64 / 100.0;
+    println!(
+        "/stats alone: {N} answers back to back in {wall:.2} s, {:.2} ms of server CPU each ({size} bytes): {:.3}% of one core at one poll a second",
+        cpu * 1000.0 / f64::from(N),
+        cpu * 100.0 / f64::from(N)
+    );
+    // Idle: the sampler thread and the worker's ticks, nobody polling, no load.
+    let before = sf.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(10));
+    let idle = (sf.cpu_ticks() - before) as f64 / 100.0;
+    println!("idle, nobody polling: {:.3}% of one core over 10 s", idle * 10.0);
     Ok(())
 }
