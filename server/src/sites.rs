@@ -99,10 +99,10 @@ pub fn build(
     let mut front = build_worker(id, &front_view, settings.clone(), None, front_extras)?;
     let mut sites = Vec::with_capacity(cfg.distributions.len());
     let mut names = Vec::with_capacity(cfg.distributions.len());
-    for (i, d) in cfg.distributions.iter().enumerate() {
+    for d in &cfg.distributions {
         let mut site = build_site(id, cfg, d, settings.clone(), proxy, &extras, sinks)?;
-        // Counted as distribution i, in the front's statistics (`adopt`).
-        site.stats = Rc::new(site.stats.for_distribution(i));
+        // Counted under its name, in the front's statistics (`adopt`).
+        site.stats = Rc::new(site.stats.for_distribution(extras.5.dist_index(&d.name)));
         front.adopt(&mut site);
         sites.push(Rc::new(site));
         names.push((d.name.clone(), d.aliases.clone(), d.enabled));

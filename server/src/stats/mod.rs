@@ -192,6 +192,15 @@ impl Stats {
         stats
     }
 
+    /// A distribution's index by name (`usize::MAX`, counted nowhere, for one a reload added:
+    /// the structures are sized at start).
+    pub fn dist_index(&self, name: &str) -> usize {
+        self.dist_names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or(usize::MAX)
+    }
+
     /// How an origin is named: its id, prefixed with its distribution's name when there are
     /// several.
     fn origin_name(&self, dist: usize, id: &str) -> String {
