@@ -229,6 +229,9 @@ impl Stats {
     }
 }
 
+/// An origin a worker has seen: (distribution, id, slot).
+type KnownOrigin = (usize, Box<str>, Option<usize>);
+
 /// What a worker's distributions share: its counters, its current second of top URLs, the
 /// origins it knows. Lives on the worker's thread (carried across reloads).
 struct Core {
@@ -236,7 +239,7 @@ struct Core {
     mine: Arc<WorkerStats>,
     /// (distribution, origin id) → slot, as this worker has seen them (filled without a lock
     /// after the first exchange with each origin).
-    origins: RefCell<Vec<(usize, Box<str>, Option<usize>)>>,
+    origins: RefCell<Vec<KnownOrigin>>,
     /// The second being filled, and its sketches per distribution.
     current: RefCell<Window>,
     tls_open: Cell<u64>,
