@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod cheap;
+mod dashboard;
 mod pair;
 mod procstat;
 mod proxy;
@@ -54,6 +55,14 @@ struct Args {
     /// The HTTPS benchmark (slabfront vs nginx, TLS 1.3, P-256) instead.
     #[arg(long)]
     tls: bool,
+    /// What the admin dashboard costs: hits per CPU-second with its data polled every second
+    /// against without, in alternating rounds.
+    #[arg(long)]
+    dashboard: bool,
+    /// With --dashboard: another slabfront binary (e.g. one built without the dashboard's
+    /// statistics) measured in the same rounds, dashboard closed.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// The soak instead (not for CI): slabfront under mixed load, its memory sampled every 10 s.
     #[arg(long)]
     soak: bool,
@@ -515,6 +524,9 @@ fn main() -> Result<()> {
     }
     if args.soak {
         return soak::run(&args, &bin);
+    }
+    if args.dashboard {
+        return dashboard::run(&args, &bin);
     }
     let work = tempfile::tempdir()?;
     let root = make_site(work.path())?;

@@ -6,8 +6,14 @@
 //! - `GET /invalidations` → every invalidation since start
 //! - `GET /healthz` → 200 while serving, 503 while draining
 //! - `GET /metrics` → every worker's counters summed, Prometheus text format
+//! - `GET /` → the dashboard (one embedded page), `GET /stats` → its data, JSON
+//!   (`docs/dashboard.md`)
 //!
-//! With `[admin] token` set, every request needs `Authorization: Bearer <token>`.
+//! With `[admin] token` set, every request needs `Authorization: Bearer <token>`; a browser
+//! can give the token once (`POST /login`, the form `GET /` shows) and keep it in an HttpOnly,
+//! SameSite=Strict cookie, which GET requests accept instead.
+
+mod dashboard;
 
 use crate::proxy::{Invalidation, Shared};
 use serde::{Deserialize, Serialize};
@@ -30,22 +36,25 @@ pub struct Admin {
     pub draining: Arc<AtomicBool>,
     pub metrics: Vec<Arc<crate::observe::WorkerMetrics>>,
     pub log_sink: Option<Arc<crate::observe::LogSink>>,
+    /// The workers' dashboard statistics.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 /// Binds the admin listener and serves it on a thread of its own.
 pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
+    let sampler = crate::stats::view::Sampler::start(admin.stats.clone())?;
     let admin = Arc::new(admin);
     std::thread::Builder::new()
         .name("slabfront-admin".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                let admin = admin.clone();
+                let (admin, sampler) = (admin.clone(), sampler.clone());
                 // Each request on a short-lived thread: a slow client cannot hold the others.
                 let _ = std::thread::Builder::new()
                     .name("slabfront-admin-conn".into())
-                    .spawn(move || handle(&admin, stream));
+                    .spawn(move || handle(&admin, &sampler, stream));
             }
         })?;
     Ok(local)
@@ -82,6 +91,7 @@ struct Reply {
     status: u16,
     body: String,
     content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
 }
 
 fn json(status: u16, v: impl Serialize) -> Reply {
@@ -89,6 +99,16 @@ fn json(status: u16, v: impl Serialize) -> Reply {
         status,
         body: serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
         content_type: "application/json",
+        headers: Vec::new(),
+    }
+}
+
+fn text(status: u16, body: String, content_type: &'static str) -> Reply {
+    Reply {
+        status,
+        body,
+        content_type,
+        headers: Vec::new(),
     }
 }
 
@@ -96,20 +116,24 @@ fn error(status: u16, message: &str) -> Reply {
     json(status, serde_json::json!({ "error": message }))
 }
 
-fn handle(admin: &Admin, mut stream: TcpStream) {
+fn handle(admin: &Admin, sampler: &crate::stats::view::Sampler, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let reply = match read_request(&mut stream) {
-        Ok(req) => route(admin, &req),
+        Ok(req) => route(admin, sampler, &req),
         Err(why) => error(400, why),
     };
     let reason = crate::http::Status(reply.status).reason();
-    let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.status,
         reply.content_type,
         reply.body.len()
     );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(reply.body.as_bytes());
 }
@@ -118,6 +142,7 @@ struct AdminRequest {
     method: String,
     path: String,
     authorization: Option<String>,
+    cookie: Option<String>,
     body: Vec<u8>,
 }
 
@@ -155,6 +180,7 @@ fn read_request(stream: &mut TcpStream) -> Result<AdminRequest, &'static str> {
             method: req.method.unwrap_or("").to_string(),
             path: req.path.unwrap_or("").to_string(),
             authorization: header("authorization"),
+            cookie: header("cookie"),
             body: Vec::new(),
         };
         let mut body = buf[head_len..].to_vec();
@@ -175,39 +201,54 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn route(admin: &Admin, req: &AdminRequest) -> Reply {
-    if let Some(token) = admin.token.as_deref().filter(|t| !t.is_empty()) {
-        let given = req
-            .authorization
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !same(given.trim().as_bytes(), token.as_bytes()) {
-            return error(401, "a valid bearer token is required");
-        }
+/// The bearer token, or (for GET requests) the dashboard's cookie, matches `[admin] token`.
+fn authorized(admin: &Admin, req: &AdminRequest) -> bool {
+    let Some(token) = admin.token.as_deref().filter(|t| !t.is_empty()) else {
+        return true;
+    };
+    let bearer = req
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if same(bearer.trim().as_bytes(), token.as_bytes()) {
+        return true;
     }
+    // The cookie is SameSite=Strict; it is still not taken for changes (POST).
+    req.method == "GET"
+        && req
+            .cookie
+            .as_deref()
+            .and_then(dashboard::cookie_token)
+            .is_some_and(|c| same(c.as_bytes(), token.as_bytes()))
+}
+
+fn route(admin: &Admin, sampler: &crate::stats::view::Sampler, req: &AdminRequest) -> Reply {
     let path = req.path.split('?').next().unwrap_or("");
+    if (req.method.as_str(), path) == ("POST", "/login") {
+        return dashboard::login(admin, req);
+    }
+    if !authorized(admin, req) {
+        if (req.method.as_str(), path) == ("GET", "/") {
+            return dashboard::login_page("");
+        }
+        return error(401, "a valid bearer token is required");
+    }
     match (req.method.as_str(), path) {
+        ("GET", "/") => dashboard::page(),
+        ("GET", "/stats") => dashboard::stats(admin, sampler),
         ("GET", "/healthz") => {
             if admin.draining.load(Ordering::Acquire) {
-                Reply {
-                    status: 503,
-                    body: "draining\n".into(),
-                    content_type: "text/plain; charset=utf-8",
-                }
+                text(503, "draining\n".into(), "text/plain; charset=utf-8")
             } else {
-                Reply {
-                    status: 200,
-                    body: "ok\n".into(),
-                    content_type: "text/plain; charset=utf-8",
-                }
+                text(200, "ok\n".into(), "text/plain; charset=utf-8")
             }
         }
-        ("GET", "/metrics") => Reply {
-            status: 200,
-            body: metrics(admin),
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-        },
+        ("GET", "/metrics") => text(
+            200,
+            metrics(admin, sampler),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
         ("POST", "/invalidations") => {
             // The distribution of a file of one; with several, the request must name one.
             let names = admin
@@ -256,12 +297,14 @@ fn route(admin: &Admin, req: &AdminRequest) -> Reply {
                 None => error(404, "no such invalidation"),
             }
         }
-        (_, "/healthz" | "/invalidations" | "/metrics") => error(405, "method not allowed"),
+        (_, "/" | "/stats" | "/login" | "/healthz" | "/invalidations" | "/metrics") => {
+            error(405, "method not allowed")
+        }
         _ => error(404, "not found"),
     }
 }
 
-fn metrics(admin: &Admin) -> String {
+fn metrics(admin: &Admin, sampler: &crate::stats::view::Sampler) -> String {
     let slab = admin.shared.as_ref().map(|s| {
         let invalidations = s
             .invalidations
@@ -276,12 +319,14 @@ fn metrics(admin: &Admin) -> String {
         .log_sink
         .as_ref()
         .map_or(0, |s| s.dropped.load(Ordering::Relaxed));
-    crate::observe::prometheus(
+    let mut text = crate::observe::prometheus(
         &admin.metrics,
         slab,
         failures,
         admin.draining.load(Ordering::Acquire),
-    )
+    );
+    text.push_str(&sampler.prometheus());
+    text
 }
 
 /// Checks CloudFront's path rules: each path starts with `/` (or is `*`), `*` only last.

@@ -210,9 +210,9 @@ impl Conn {
 
     /// An exchange whose request head has just been taken off the buffer begins.
     fn begin(&mut self, req: &Request) -> Start {
-        // Times are for the access log only: the clock is not read without one.
+        // Times are for the access log and the dashboard's latency percentiles.
         let start = Start {
-            t0: self.w.logging().then(Instant::now),
+            t0: Some(Instant::now()),
             in0: self.bytes_in.saturating_sub(self.buf.len() as u64),
             out0: self.bytes_out,
         };
@@ -379,6 +379,17 @@ impl Conn {
         let Start { t0, in0, out0 } = start;
         let w = self.w.clone();
         w.metrics.request(req.method, &self.note);
+        let sent = self.bytes_out - out0 + self.out.len() as u64;
+        let n = &self.note;
+        // The distribution that answered.
+        site.stats.record(
+            req.target(),
+            n.status,
+            n.result,
+            self.viewer_tls,
+            sent,
+            t0.unwrap_or_else(Instant::now),
+        );
         if let Some(log) = site.log.as_ref().or(w.log.as_ref()) {
             let now = Instant::now();
             let t0 = t0.unwrap_or(now);

@@ -41,6 +41,8 @@ pub struct Worker {
     pub metrics: Arc<crate::observe::WorkerMetrics>,
     /// This worker's access-log buffer, when logging is on.
     pub log: Option<Rc<crate::observe::LogBuffer>>,
+    /// This worker's dashboard statistics.
+    pub stats: Rc<crate::stats::Recorder>,
     /// The edge location written in logs (the node name).
     pub edge: String,
     /// The viewer TLS configuration (certificates), when there are HTTPS listeners.
@@ -61,6 +63,7 @@ pub struct Extras {
     pub proxy: Option<crate::proxy::ProxyWorker>,
     pub metrics: Arc<crate::observe::WorkerMetrics>,
     pub log: Option<Rc<crate::observe::LogBuffer>>,
+    pub stats: Rc<crate::stats::Recorder>,
     pub edge: String,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub policies: Vec<config::ViewerProtocolPolicy>,
@@ -95,6 +98,7 @@ impl Worker {
             proxy: extras.proxy,
             metrics: extras.metrics,
             log: extras.log,
+            stats: extras.stats,
             edge: extras.edge,
             tls: extras.tls,
             policies: extras.policies,
@@ -115,6 +119,7 @@ impl Worker {
         next.requests = self.requests.clone();
         next.metrics = self.metrics.clone();
         next.log = self.log.clone();
+        next.stats = self.stats.clone();
         // The distributions' workers were built sharing the new front's state: they share
         // this one's instead, as the front does (the new generation is not shared yet).
         if let Some(h) = next.hosts.as_mut().and_then(Rc::get_mut) {
@@ -180,6 +185,7 @@ impl Worker {
     /// Makes `site` (a distribution's worker) share this worker's connection count, waits,
     /// request ids and counters: it serves the same connections.
     pub fn adopt(&self, site: &mut Worker) {
+        site.stats = Rc::new(self.stats.for_distribution(site.stats.dist()));
         site.active = self.active.clone();
         site.waits = self.waits.clone();
         site.requests = self.requests.clone();

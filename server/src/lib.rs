@@ -18,6 +18,7 @@ pub mod router;
 pub mod runtime;
 pub mod sites;
 pub mod static_files;
+pub mod stats;
 pub mod tls;
 
 use crate::context::{Settings, Worker};
@@ -62,6 +63,8 @@ pub struct Server {
     /// The distributions' own access-log writers, with several distributions.
     pub site_sinks: sites::LogSinks,
     names: Arc<std::sync::RwLock<Vec<String>>>,
+    /// Every worker's dashboard statistics (`GET /stats`).
+    pub stats: Arc<stats::Stats>,
     pub addrs: Vec<SocketAddr>,
     /// The configuration running now, and each configured listen address with its socket
     /// address (port 0 resolved).
@@ -164,6 +167,8 @@ impl Server {
         let proxy = open_proxy(&view, &node)?;
         let site_sinks = sites::LogSinks::for_config(cfg, &sites::LogSinks::default())?;
         let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
+        // Custom origins only: directory origins have no exchanges to count.
+        let stats = Arc::new(stats::Stats::for_config(workers, cfg));
         let log_sink = match cfg.logging.as_ref().filter(|l| l.enabled) {
             Some(l) => Some(
                 observe::LogSink::start(l.path.clone().into()).map_err(|e| StartError::Log {
@@ -194,6 +199,7 @@ impl Server {
                 cfg.logging.as_ref().is_some_and(|l| l.include_cookies),
                 node.clone(),
                 viewer_tls.clone(),
+                stats.clone(),
             );
             let stop = stop.clone();
             let ready = ready_tx.clone();
@@ -275,6 +281,7 @@ impl Server {
             log_sink,
             site_sinks,
             names: Arc::new(std::sync::RwLock::new(names_of(cfg))),
+            stats,
             addrs: plain_addrs,
             driver,
             workers,
@@ -357,6 +364,7 @@ impl Server {
                     false,
                     new.server.node_name.clone().unwrap_or_else(|| self.node.clone()),
                     viewer_tls.clone(),
+                    self.stats.clone(),
                 );
                 slots.push(Some(runtime::worker::WorkerReload {
                     build: Box::new(move || {
@@ -448,6 +456,7 @@ pub(crate) type WorkerExtras = (
     bool,
     String,
     Option<Arc<rustls::ServerConfig>>,
+    Arc<stats::Stats>,
 );
 
 /// Shared proxy state and per-origin TLS configurations.
@@ -596,7 +605,7 @@ pub(crate) fn build_worker(
         }
         None => None,
     };
-    let (metrics, sink, include_cookies, edge, viewer_tls) = extras;
+    let (metrics, sink, include_cookies, edge, viewer_tls, stats) = extras;
     let policies = std::iter::once(&cfg.default_cache_behavior)
         .chain(cfg.behaviors.iter())
         .map(|b| b.viewer_protocol_policy)
@@ -605,6 +614,7 @@ pub(crate) fn build_worker(
         proxy,
         metrics,
         log: sink.map(|s| Rc::new(observe::LogBuffer::new(s, include_cookies))),
+        stats: Rc::new(stats::Recorder::new(stats, id)),
         edge,
         tls: viewer_tls,
         policies,

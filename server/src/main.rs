@@ -217,6 +217,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
                 draining: server.draining(),
                 metrics: server.metrics.clone(),
                 log_sink: server.log_sink.clone(),
+                stats: server.stats.clone(),
             };
             let bound = slabfront::admin::start(addr, admin)
                 .with_context(|| format!("cannot bind the admin listener on {addr}"))?;

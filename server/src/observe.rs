@@ -305,7 +305,7 @@ pub fn prometheus(
     if let Some((s, invalidations)) = slab {
         for (name, kind, help, v) in [
             (
-                "slabfront_slab_bytes_used",
+                "slabfront_slab_used_bytes",
                 "gauge",
                 "Bytes of live objects in the slab.",
                 s.bytes_used,

@@ -101,6 +101,8 @@ pub fn build(
     let mut names = Vec::with_capacity(cfg.distributions.len());
     for d in &cfg.distributions {
         let mut site = build_site(id, cfg, d, settings.clone(), proxy, &extras, sinks)?;
+        // Counted under its name, in the front's statistics (`adopt`).
+        site.stats = Rc::new(site.stats.for_distribution(extras.5.dist_index(&d.name)));
         front.adopt(&mut site);
         sites.push(Rc::new(site));
         names.push((d.name.clone(), d.aliases.clone(), d.enabled));

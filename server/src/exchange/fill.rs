@@ -259,7 +259,7 @@ async fn refresh(w: &Worker, keyed: &Keyed, key: Vec<u8>, meta: Meta, peer: Opti
         None,
     );
     let request_ms = now_ms();
-    let Ok((mut up, resp)) = exchange_head(client, false, head, &w.metrics).await else {
+    let Ok((mut up, resp)) = exchange_head(client, false, head, w).await else {
         return;
     };
     if resp.status == 304 {

@@ -91,19 +91,27 @@ pub async fn exchange_head(
     client: &OriginClient,
     viewer_tls: bool,
     head: Vec<u8>,
-    metrics: &crate::observe::WorkerMetrics,
+    w: &crate::context::Worker,
 ) -> Result<(UpConn, Head), UpstreamError> {
     let t0 = Instant::now();
     let r = exchange_head_once(client, viewer_tls, head).await;
-    count_origin(metrics, t0, &r);
+    count_origin(w, &client.id, t0, &r);
     r
 }
 
-/// Counts an origin exchange: its latency, or the kind of its failure.
-pub fn count_origin<T>(metrics: &crate::observe::WorkerMetrics, t0: Instant, r: &Result<T, UpstreamError>) {
+/// Counts an origin exchange: its latency, or the kind of its failure (also per origin, for
+/// the dashboard).
+pub fn count_origin<T>(w: &crate::context::Worker, origin: &str, t0: Instant, r: &Result<T, UpstreamError>) {
     match r {
-        Ok(_) => metrics.origin_ok(t0.elapsed()),
-        Err(e) => metrics.origin_error(e.kind()),
+        Ok(_) => {
+            let latency = t0.elapsed();
+            w.metrics.origin_ok(latency);
+            w.stats.origin(origin, Ok(latency));
+        }
+        Err(e) => {
+            w.metrics.origin_error(e.kind());
+            w.stats.origin(origin, Err(()));
+        }
     }
 }
 
@@ -197,7 +205,7 @@ impl<S: Sink> Exchange<'_, S> {
             }
         }
         .await;
-        count_origin(&self.w.metrics, t0, &r);
+        count_origin(&self.w, &client.id, t0, &r);
         r
     }
 

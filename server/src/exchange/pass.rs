@@ -71,7 +71,7 @@ impl<S: Sink> Exchange<'_, S> {
         let answer = self
             .read_head_relaying(&mut up, client, &mut HeadReader::new(false))
             .await;
-        count_origin(&self.w.metrics, t0, &answer);
+        count_origin(&self.w, &client.id, t0, &answer);
         match answer {
             Ok(resp) => self.after_pass(keyed, px, origin, up, resp).await,
             Err(e) => {

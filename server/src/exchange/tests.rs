@@ -263,7 +263,8 @@ size = "64MiB"
     );
     let cfg = config::Config::from_toml_str(&text).unwrap();
     let proxy = crate::open_proxy(&cfg, "test-node").unwrap();
-    let extras = (Arc::default(), None, false, "edge".to_string(), None);
+    let stats = Arc::new(crate::stats::Stats::new(1, &[], &[]));
+    let extras = (Arc::default(), None, false, "edge".to_string(), None, stats);
     let w = crate::build_worker(0, &cfg, crate::settings_of(&cfg), proxy.as_ref(), extras).unwrap();
     Edge {
         w: Rc::new(w),

@@ -82,6 +82,7 @@ pub async fn run(
         let cur = slot.borrow().clone();
         crate::http::date::refresh();
         cur.flush_log();
+        cur.stats.tick();
         if stop.load(Ordering::Acquire) {
             cur.waits.shut_down();
             break;
@@ -191,6 +192,7 @@ fn take(slot: &Rc<RefCell<Rc<Worker>>>, stream: std::net::TcpStream, tls: bool) 
         if tls {
             monoio::spawn(async move {
                 let w = guard.0.clone();
+                let _open = w.stats.tls_connection();
                 let Some(config) = w.tls.clone() else { return };
                 let deadline = Instant::now() + w.settings.header_timeout;
                 // The handshake's flights go out at once, not after delayed ACKs.
