@@ -21,6 +21,9 @@ pub struct Config {
     /// Where content comes from.
     #[serde(default)]
     pub origins: Vec<Origin>,
+    /// Failover pairs of origins (CloudFront's origin groups); behaviors may target them.
+    #[serde(default)]
+    pub origin_groups: Vec<crate::origins::OriginGroup>,
     /// The behavior used when no `[[behaviors]]` path pattern matches. Required unless the
     /// file has `[[distributions]]` (validation says so; serde does not, so that every other
     /// problem is still reported).
@@ -265,11 +268,13 @@ pub struct Origin {
     /// How slabfront talks to a custom origin.
     #[serde(default)]
     pub protocol: OriginProtocol,
-    /// Time allowed to connect (and finish the TLS handshake) to a custom origin.
-    #[serde(default = "default_connect_timeout")]
+    /// Time allowed to connect (and finish the TLS handshake) to a custom origin; CloudFront's
+    /// name `connection_timeout` is accepted too.
+    #[serde(default = "default_connect_timeout", alias = "connection_timeout")]
     pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of an origin's response (504 before the head).
-    #[serde(default = "default_read_timeout")]
+    /// Longest wait for the next bytes of an origin's response (504 before the head);
+    /// CloudFront's name `response_timeout` is accepted too.
+    #[serde(default = "default_read_timeout", alias = "response_timeout")]
     pub read_timeout: Duration,
     /// Idle keep-alive connections kept per worker for this origin.
     #[serde(default = "default_keepalive")]
@@ -280,6 +285,47 @@ pub struct Origin {
     /// The `Host` header sent to the origin (default: `domain_name`).
     #[serde(default)]
     pub host_header: Option<String>,
+    /// An S3 bucket (or S3-compatible server's bucket) as the origin, instead of `path` or
+    /// `domain_name`.
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    /// The bucket's region (signs the requests; names the AWS endpoint).
+    #[serde(default = "crate::origins::default_region")]
+    pub s3_region: String,
+    /// The S3 endpoint URL, e.g. `"http://127.0.0.1:9000"` (default: the AWS regional
+    /// endpoint `https://s3.<s3_region>.amazonaws.com`).
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
+    /// `virtual-host` (`<bucket>.<endpoint host>`) or `path` (`<endpoint>/<bucket>/...`).
+    #[serde(default)]
+    pub s3_addressing_style: crate::origins::AddressingStyle,
+    /// Whether origin requests are signed (CloudFront's Origin Access Control).
+    #[serde(default)]
+    pub signing_behavior: crate::origins::SigningBehavior,
+    /// A shared credentials file (INI, as `~/.aws/credentials`) read before the default one.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// The profile read from credentials files (default: `AWS_PROFILE`, else `default`).
+    #[serde(default)]
+    pub credentials_profile: Option<String>,
+    /// A prefix added to the path of every origin request, e.g. `"/production"`.
+    #[serde(default)]
+    pub origin_path: String,
+    /// Headers added to every origin request (e.g. a shared secret the origin checks).
+    #[serde(default)]
+    pub custom_headers: std::collections::BTreeMap<String, String>,
+    /// How long an idle connection to the origin is kept for reuse (CloudFront: 5s, 1-60s).
+    #[serde(default = "crate::origins::default_keepalive_timeout")]
+    pub origin_keepalive_timeout: Duration,
+    /// TLS versions offered to an HTTPS origin: `"TLSv1.2"`, `"TLSv1.3"`.
+    #[serde(default = "crate::origins::default_ssl_protocols")]
+    pub ssl_protocols: Vec<String>,
+    /// Connection attempts before the origin counts as unreachable (CloudFront: 3, 1-3).
+    #[serde(default = "crate::origins::default_connection_attempts")]
+    pub connection_attempts: u32,
+    /// Active health checks (off when absent; failures are noticed passively anyway).
+    #[serde(default)]
+    pub health_check: Option<crate::origins::HealthCheck>,
 }
 
 fn default_connect_timeout() -> Duration {

@@ -88,6 +88,7 @@ pub(crate) fn load(text: &str, checks: Checks) -> Result<Config, ConfigError> {
             problems.push(p);
         }
         if problems.is_empty() {
+            crate::origins::complete(&mut cfg);
             cfg.normalise();
             return Ok(cfg);
         }
@@ -293,13 +294,14 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
             bad(k("id"), format!("origin id {:?} is used twice", o.id));
         }
         match (&o.path, &o.domain_name) {
+            _ if o.is_s3() => {}
             (Some(_), Some(_)) => bad(
                 k("domain_name"),
                 "an origin has either `path` (a directory) or `domain_name`, not both".into(),
             ),
             (None, None) => bad(
                 format!("origins[{i}]"),
-                "an origin needs `path` (a directory) or `domain_name`".into(),
+                "an origin needs `path` (a directory), `domain_name` or `s3_bucket`".into(),
             ),
             (Some(p), None) => match std::fs::metadata(p) {
                 Ok(m) if m.is_dir() => {}
@@ -320,7 +322,7 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
         }
     }
 
-    let target_ok = |t: &str| cfg.origins.iter().any(|o| o.id == t);
+    let target_ok = |t: &str| crate::origins::is_target(cfg, t);
     let d = &cfg.default_cache_behavior;
     if d.target_origin.is_empty() {
         bad(
@@ -332,7 +334,7 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
     } else if !target_ok(&d.target_origin) {
         bad(
             "default_cache_behavior.target_origin".into(),
-            format!("no origin has id {:?}", d.target_origin),
+            format!("no origin or origin group has id {:?}", d.target_origin),
         );
     }
     if !d.path_pattern.is_empty() {
@@ -347,7 +349,7 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
         if !target_ok(&b.target_origin) {
             bad(
                 format!("behaviors[{i}].target_origin"),
-                format!("no origin has id {:?}", b.target_origin),
+                format!("no origin or origin group has id {:?}", b.target_origin),
             );
         }
         let p = &b.path_pattern;
@@ -432,6 +434,7 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
             );
         }
     }
+    crate::origins::check(cfg, &mut bad, &machine);
     out.into_inner()
 }
 
