@@ -591,6 +591,12 @@ pub(crate) fn build_worker(
             }
         }
     }
+    // A group is reached through its primary; the origin side fails over from there.
+    for g in &cfg.origin_groups {
+        if let Some(t) = g.members.first().and_then(|m| target_of.get(m).copied()) {
+            target_of.insert(g.id.clone(), t);
+        }
+    }
     // The configuration was validated: every target names an origin.
     let target = |id: &str| target_of.get(id).copied().unwrap_or(Target::Custom(usize::MAX));
     let behaviors = cfg

@@ -82,7 +82,7 @@ pub fn request_head(
         None => {}
     }
     h.extend_from_slice(b"\r\n");
-    h
+    client.finish_head(h)
 }
 
 /// Sends a request head without a body and reads the response head. A pooled connection that

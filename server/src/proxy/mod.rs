@@ -6,8 +6,10 @@ pub mod fields;
 pub mod fills;
 pub mod key;
 pub mod meta;
+pub mod origin_request;
 pub mod policy;
 pub mod prefetch;
+pub mod s3;
 pub mod upstream;
 
 use crate::http::Method;

@@ -22,6 +22,7 @@ use rustls::pki_types::ServerName;
 use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,12 @@ pub enum UpstreamError {
     Io(io::Error),
     #[error("invalid response: {0}")]
     Invalid(&'static str),
+    /// The S3 origin refused this edge's credentials or signature (its error code).
+    #[error("S3 refused the credentials: {0}")]
+    Credentials(String),
+    /// Not sent: the request would expose what the origin must not (a bucket listing).
+    #[error("refused: {1}")]
+    Refused(u16, &'static str),
 }
 
 impl UpstreamError {
@@ -49,6 +56,7 @@ impl UpstreamError {
     pub fn status(&self) -> u16 {
         match self {
             UpstreamError::Timeout => 504,
+            UpstreamError::Refused(status, _) => *status,
             _ => 502,
         }
     }
@@ -63,6 +71,8 @@ impl UpstreamError {
             UpstreamError::Closed => "closed",
             UpstreamError::Io(_) => "io",
             UpstreamError::Invalid(_) => "invalid",
+            UpstreamError::Credentials(_) => "credentials",
+            UpstreamError::Refused(..) => "refused",
         }
     }
 }
@@ -80,10 +90,31 @@ pub struct UpConn {
     /// connection).
     pub reused: bool,
     tls: bool,
+    /// What the connection's origin is (for checks on what is sent and answered).
+    facts: Rc<Facts>,
+}
+
+/// What requests to and answers from an origin are checked against.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub id: String,
+    /// An S3 origin: no bucket listing, XML error documents.
+    pub s3: bool,
+    /// The path every object's path starts with (`/bucket` and `origin_path`).
+    pub prefix: String,
 }
 
 impl UpConn {
+    /// The id of the origin this connection goes to.
+    pub fn origin_id(&self) -> &str {
+        &self.facts.id
+    }
+
     pub async fn write_all(&mut self, data: Vec<u8>) -> Result<Vec<u8>, UpstreamError> {
+        if self.facts.s3 && super::origin_request::lists_bucket(&data, &self.facts.prefix) {
+            tracing::warn!(origin = %self.facts.id, "a request for the bucket itself was not sent (it would list the bucket)");
+            return Err(UpstreamError::Refused(403, "bucket listing"));
+        }
         let (r, data) = match &mut self.io {
             Io::Plain(s) => s.write_all(data).await,
             Io::Tls(s) => s.write_all(data).await,
@@ -290,6 +321,11 @@ impl HeadReader {
         loop {
             if !up.buf.is_empty() {
                 if let Some(ev) = self.take(&mut up.buf)? {
+                    if let HeadEvent::Final(h) = &ev {
+                        if up.facts.s3 {
+                            super::origin_request::check_s3_error(up, h, deadline).await?;
+                        }
+                    }
                     return Ok(ev);
                 }
             }
@@ -416,6 +452,11 @@ pub struct OriginClient {
     pub id: String,
     host: String,
     pub host_header: String,
+    /// The origin-side request settings: prefix, custom headers, signing.
+    pub(super) shape: super::origin_request::Shape,
+    facts: Rc<Facts>,
+    idle: Duration,
+    attempts: u32,
     http_port: u16,
     https_port: u16,
     protocol: OriginProtocol,
@@ -427,8 +468,6 @@ pub struct OriginClient {
     pool: RefCell<Vec<(UpConn, Instant)>>,
 }
 
-/// How long an idle pooled connection is trusted.
-const POOL_IDLE: Duration = Duration::from_secs(4);
 /// How long resolved addresses are kept.
 const RESOLVE_TTL: Duration = Duration::from_secs(60);
 
@@ -451,8 +490,17 @@ pub fn tls_config(o: &Origin) -> Result<Arc<rustls::ClientConfig>, String> {
         }
     }
     let provider = Arc::new(crate::tls::provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = o
+        .ssl_protocols
+        .iter()
+        .filter_map(|p| match p.as_str() {
+            "TLSv1.2" => Some(&rustls::version::TLS12),
+            "TLSv1.3" => Some(&rustls::version::TLS13),
+            _ => None,
+        })
+        .collect();
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -470,7 +518,16 @@ impl OriginClient {
             }
             None => None,
         };
+        let shape = super::origin_request::Shape::new(o).map_err(|e| e.to_string())?;
         Ok(OriginClient {
+            facts: Rc::new(Facts {
+                id: o.id.clone(),
+                s3: o.is_s3(),
+                prefix: o.request_prefix(),
+            }),
+            shape,
+            idle: o.origin_keepalive_timeout.0,
+            attempts: o.connection_attempts.max(1),
             id: o.id.clone(),
             host_header: o.host_header.clone().unwrap_or_else(|| host.clone()),
             host,
@@ -523,7 +580,7 @@ impl OriginClient {
         {
             let mut pool = self.pool.borrow_mut();
             while let Some((c, at)) = pool.pop() {
-                if c.tls == tls && at.elapsed() < POOL_IDLE {
+                if c.tls == tls && at.elapsed() < self.idle {
                     return Ok(c);
                 }
             }
@@ -531,8 +588,22 @@ impl OriginClient {
         self.connect(tls).await
     }
 
-    /// A new connection (TLS handshake included).
+    /// A new connection (TLS handshake included): up to `connection_attempts` tries, each
+    /// over every address of the origin.
     pub async fn connect(&self, tls: bool) -> Result<UpConn, UpstreamError> {
+        let mut last = UpstreamError::Resolve(self.host.clone());
+        for _ in 0..self.attempts {
+            match self.connect_once(tls).await {
+                Ok(c) => return Ok(c),
+                // Not a network failure: another attempt would fail alike.
+                Err(e @ (UpstreamError::Resolve(_) | UpstreamError::Tls(_))) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_once(&self, tls: bool) -> Result<UpConn, UpstreamError> {
         let addrs = self.resolve(tls)?;
         let mut last = UpstreamError::Resolve(self.host.clone());
         for addr in addrs {
@@ -568,6 +639,7 @@ impl OriginClient {
                 buf: Vec::new(),
                 reused: false,
                 tls,
+                facts: self.facts.clone(),
             });
         }
         Err(last)
