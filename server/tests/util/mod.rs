@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod origin;
+pub mod s3;
 
 pub struct TestServer {
     pub child: Child,
