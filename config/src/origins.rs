@@ -279,7 +279,10 @@ fn check_origin(i: usize, o: &Origin, bad: &mut impl FnMut(String, String)) {
             );
         } else if p.len() > 255 {
             bad(k("origin_path"), "at most 255 characters".into());
-        } else if let Some(c) = p.chars().find(|c| c.is_control() || c.is_whitespace() || "?#%".contains(*c)) {
+        } else if let Some(c) = p
+            .chars()
+            .find(|c| c.is_control() || c.is_whitespace() || "?#%".contains(*c))
+        {
             bad(k("origin_path"), format!("character {c:?} is not allowed"));
         }
     }
@@ -313,7 +316,10 @@ fn check_origin(i: usize, o: &Origin, bad: &mut impl FnMut(String, String)) {
     check_ssl_protocols(i, &o.ssl_protocols, bad);
     if let Some(h) = &o.health_check {
         if o.path.is_some() {
-            bad(k("health_check"), "a directory origin has no health to check".into());
+            bad(
+                k("health_check"),
+                "a directory origin has no health to check".into(),
+            );
         }
         if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             bad(k("health_check.path"), "must be a path starting with '/'".into());
@@ -344,7 +350,9 @@ fn check_ssl_protocols(i: usize, list: &[String], bad: &mut impl FnMut(String, S
             "TLSv1.2" | "TLSv1.3" => {}
             "SSLv3" | "TLSv1" | "TLSv1.1" => bad(
                 at,
-                format!("{p} is not supported: rustls speaks TLS 1.2 and 1.3 only (\"TLSv1.2\", \"TLSv1.3\")"),
+                format!(
+                    "{p} is not supported: rustls speaks TLS 1.2 and 1.3 only (\"TLSv1.2\", \"TLSv1.3\")"
+                ),
             ),
             _ => bad(at, format!("{p:?}: expected \"TLSv1.2\" or \"TLSv1.3\"")),
         }
@@ -372,8 +380,15 @@ fn check_s3(i: usize, o: &Origin, bucket: &str, bad: &mut impl FnMut(String, Str
         );
     }
     let r = &o.s3_region;
-    if r.is_empty() || !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        bad(k("s3_region"), format!("{r:?} is not a region name (e.g. \"eu-west-1\")"));
+    if r.is_empty()
+        || !r
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bad(
+            k("s3_region"),
+            format!("{r:?} is not a region name (e.g. \"eu-west-1\")"),
+        );
     }
     if let Some(e) = &o.s3_endpoint {
         if let Err(m) = parse_endpoint(e) {
@@ -405,8 +420,12 @@ fn check_host_rule(cfg: &Config, bad: &mut impl FnMut(String, String)) {
             .iter()
             .any(|m| cfg.origins.iter().any(|o| o.id == *m && o.is_s3()))
     };
-    let all = std::iter::once(("default_cache_behavior".to_string(), &cfg.default_cache_behavior))
-        .chain(cfg.behaviors.iter().enumerate().map(|(i, b)| (format!("behaviors[{i}]"), b)));
+    let all = std::iter::once(("default_cache_behavior".to_string(), &cfg.default_cache_behavior)).chain(
+        cfg.behaviors
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("behaviors[{i}]"), b)),
+    );
     for (at, b) in all {
         if forwards_host(&b.headers) && s3_behind(&b.target_origin) {
             bad(
@@ -424,17 +443,30 @@ fn check_group(cfg: &Config, i: usize, g: &OriginGroup, bad: &mut impl FnMut(Str
     let k = |f: &str| format!("origin_groups[{i}].{f}");
     if g.id.is_empty() {
         bad(k("id"), "must not be empty".into());
-    } else if cfg.origins.iter().any(|o| o.id == g.id) || cfg.origin_groups[..i].iter().any(|o| o.id == g.id) {
-        bad(k("id"), format!("id {:?} is used twice (origins and groups share ids)", g.id));
+    } else if cfg.origins.iter().any(|o| o.id == g.id) || cfg.origin_groups[..i].iter().any(|o| o.id == g.id)
+    {
+        bad(
+            k("id"),
+            format!("id {:?} is used twice (origins and groups share ids)", g.id),
+        );
     }
     if g.members.len() != 2 {
-        bad(k("members"), "needs exactly two origin ids: [primary, secondary]".into());
+        bad(
+            k("members"),
+            "needs exactly two origin ids: [primary, secondary]".into(),
+        );
     } else if g.members[0] == g.members[1] {
-        bad(k("members[1]"), "the secondary must differ from the primary".into());
+        bad(
+            k("members[1]"),
+            "the secondary must differ from the primary".into(),
+        );
     }
     for (j, m) in g.members.iter().enumerate() {
         match cfg.origins.iter().find(|o| o.id == *m) {
-            None => bad(format!("origin_groups[{i}].members[{j}]"), format!("no origin has id {m:?}")),
+            None => bad(
+                format!("origin_groups[{i}].members[{j}]"),
+                format!("no origin has id {m:?}"),
+            ),
             Some(o) if !o.is_network() => bad(
                 format!("origin_groups[{i}].members[{j}]"),
                 format!("{m:?} is a directory origin; groups are of custom or S3 origins"),

@@ -38,7 +38,10 @@ target_origin = "bucket"
     .unwrap();
     let (a, b) = (&c.origins[0], &c.origins[1]);
     assert_eq!(a.domain_name.as_deref(), Some("s3.eu-west-1.amazonaws.com"));
-    assert_eq!(a.host_header.as_deref(), Some("my-bucket.s3.eu-west-1.amazonaws.com"));
+    assert_eq!(
+        a.host_header.as_deref(),
+        Some("my-bucket.s3.eu-west-1.amazonaws.com")
+    );
     assert_eq!((a.protocol, a.https_port), (OriginProtocol::HttpsOnly, 443));
     assert_eq!(a.s3_addressing_style, AddressingStyle::VirtualHost);
     assert_eq!(a.signing_behavior, SigningBehavior::Always);
@@ -74,7 +77,10 @@ target_origin = "o"
     )
     .unwrap();
     let o = &c.origins[0];
-    assert_eq!((o.connect_timeout.0.as_secs(), o.read_timeout.0.as_secs()), (2, 7));
+    assert_eq!(
+        (o.connect_timeout.0.as_secs(), o.read_timeout.0.as_secs()),
+        (2, 7)
+    );
     assert_eq!(o.custom_headers["X-Origin-Secret"], "s3cr3t");
     assert_eq!(o.health_check.as_ref().unwrap().interval.0.as_secs(), 5);
 }

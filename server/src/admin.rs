@@ -240,6 +240,12 @@ fn route(admin: &Admin, sampler: &crate::stats::view::Sampler, req: &AdminReques
         ("GET", "/healthz") => {
             if admin.draining.load(Ordering::Acquire) {
                 text(503, "draining\n".into(), "text/plain; charset=utf-8")
+            } else if req.path.contains("verbose") {
+                text(
+                    200,
+                    format!("ok\n{}", crate::proxy::health::verbose()),
+                    "text/plain; charset=utf-8",
+                )
             } else {
                 text(200, "ok\n".into(), "text/plain; charset=utf-8")
             }
@@ -326,6 +332,7 @@ fn metrics(admin: &Admin, sampler: &crate::stats::view::Sampler) -> String {
         admin.draining.load(Ordering::Acquire),
     );
     text.push_str(&sampler.prometheus());
+    crate::proxy::health::prometheus(&mut text);
     text
 }
 

@@ -166,6 +166,7 @@ impl Server {
         let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
         let proxy = open_proxy(&view, &node)?;
         let site_sinks = sites::LogSinks::for_config(cfg, &sites::LogSinks::default())?;
+        proxy::health::start_checks(&view);
         let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
         // Custom origins only: directory origins have no exchanges to count.
         let stats = Arc::new(stats::Stats::for_config(workers, cfg));
@@ -296,6 +297,7 @@ impl Server {
     /// addresses are added and removed. Settings that need a restart (workers, driver, the
     /// slab, logging) are kept, with a warning.
     pub fn reload(&mut self, new: Config) -> Result<(), String> {
+        proxy::health::start_checks(&new);
         let old = &self.config;
         let mut new = new;
         if new.server.workers != old.server.workers || new.server.driver != old.server.driver {
@@ -591,11 +593,9 @@ pub(crate) fn build_worker(
             }
         }
     }
-    // A group is reached through its primary; the origin side fails over from there.
-    for g in &cfg.origin_groups {
-        if let Some(t) = g.members.first().and_then(|m| target_of.get(m).copied()) {
-            target_of.insert(g.id.clone(), t);
-        }
+    // Groups follow the origins in the proxy's clients (see `proxy::ProxyWorker::new`).
+    for (gi, g) in cfg.origin_groups.iter().enumerate() {
+        target_of.insert(g.id.clone(), Target::Custom(cfg.origins.len() + gi));
     }
     // The configuration was validated: every target names an origin.
     let target = |id: &str| target_of.get(id).copied().unwrap_or(Target::Custom(usize::MAX));

@@ -76,7 +76,11 @@ fn head(s: &TestServer, path: &str) -> util::Response {
 fn anonymous_status(moto: &Moto, path: &str) -> u16 {
     let port: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     util::read_response(&mut c, false).unwrap().status
 }
 
@@ -99,15 +103,29 @@ fn signed_get_and_head_from_a_private_bucket() {
     // A key with spaces (percent-encoded by the viewer, signed as S3 encodes it).
     moto.put("with spaces/a b c.txt", "spaced\n");
     let r = s.get("/with%20spaces/a%20b%20c.txt", &[]);
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"spaced\n"[..]), "{}", s.stderr());
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"spaced\n"[..]),
+        "{}",
+        s.stderr()
+    );
     // 404 from the bucket follows error_responses.
     let r = s.get("/no/such/object", &[]);
     assert_eq!(r.status, 404);
     assert_eq!(r.body, b"custom not found page\n");
     // The signature's fields never reach a viewer.
-    let r = s.get("/hello.txt", &[("Authorization", "AWS4-HMAC-SHA256 Credential=viewer")]);
-    assert_eq!(r.status, 200, "a viewer's Authorization is replaced (signing_behavior = always)");
-    assert!(!s.stderr().contains(&moto.keys[0].1), "the secret is never logged");
+    let r = s.get(
+        "/hello.txt",
+        &[("Authorization", "AWS4-HMAC-SHA256 Credential=viewer")],
+    );
+    assert_eq!(
+        r.status, 200,
+        "a viewer's Authorization is replaced (signing_behavior = always)"
+    );
+    assert!(
+        !s.stderr().contains(&moto.keys[0].1),
+        "the secret is never logged"
+    );
 }
 
 #[test]
@@ -118,26 +136,39 @@ fn bucket_listing_never_reaches_a_viewer() {
         let r = s.get(path, &[]);
         let body = String::from_utf8_lossy(&r.body);
         assert!(r.status == 403 || r.status == 404, "{path}: {}", r.status);
-        assert!(!body.contains("ListBucketResult") && !body.contains("hello.txt"), "{path}: {body}");
+        assert!(
+            !body.contains("ListBucketResult") && !body.contains("hello.txt"),
+            "{path}: {body}"
+        );
     }
     // Sub-resources of an object are not sent either (the query string stays at the edge).
     let r = s.get("/hello.txt?acl", &[]);
-    assert_eq!(r.body, b"hello from a private bucket\n", "the object, not its ACL");
+    assert_eq!(
+        r.body, b"hello from a private bucket\n",
+        "the object, not its ACL"
+    );
     assert!(s.stderr().contains("would list the bucket"));
 }
 
 #[test]
 fn a_wrong_key_is_a_502_naming_the_origin_not_the_secret() {
     let Some(moto) = Moto::start(0) else { return };
-    let wrong = (moto.keys[0].0.clone(), "not-the-secret-0123456789abcdefghijklmn".to_string());
+    let wrong = (
+        moto.keys[0].0.clone(),
+        "not-the-secret-0123456789abcdefghijklmn".to_string(),
+    );
     let s = start(&moto, &wrong, "");
     let r = s.get("/hello.txt", &[]);
     assert_eq!(r.status, 502, "{}", s.stderr());
     let body = String::from_utf8_lossy(&r.body);
-    assert!(!body.contains("SignatureDoesNotMatch") && !body.contains(&wrong.0), "{body}");
+    assert!(
+        !body.contains("SignatureDoesNotMatch") && !body.contains(&wrong.0),
+        "{body}"
+    );
     let log = s.stderr();
     assert!(
-        log.lines().any(|l| l.contains("origin=private-bucket") && l.contains("SignatureDoesNotMatch")),
+        log.lines()
+            .any(|l| l.contains("origin=private-bucket") && l.contains("SignatureDoesNotMatch")),
         "{log}"
     );
     assert!(!log.contains(&wrong.1), "the secret is never logged");
@@ -157,7 +188,11 @@ fn credentials_rotated_at_runtime_are_used() {
     // The old key is revoked: new misses fail until the file has the new key.
     moto.revoke(&moto.keys[0]);
     moto.put("after-revoke.txt", "x");
-    assert_eq!(s.get("/after-revoke.txt", &[]).status, 502, "the revoked key is refused");
+    assert_eq!(
+        s.get("/after-revoke.txt", &[]).status,
+        502,
+        "the revoked key is refused"
+    );
     credentials_file(&s.dir.path().join("creds"), "edge", &moto.keys[1]);
     let t0 = Instant::now();
     let mut ok = false;
@@ -210,7 +245,11 @@ fn a_large_object_is_streamed_through() {
     };
     let head = String::from_utf8_lossy(&got[..end]).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains(&format!("content-length: {size}")), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {size}")),
+        "{head}"
+    );
     let mut at = 0u64;
     let check = |piece: &[u8], at: &mut u64| {
         for (j, &b) in piece.iter().enumerate() {

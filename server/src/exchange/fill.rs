@@ -136,17 +136,16 @@ impl<S: Sink> Exchange<'_, S> {
         let req = self.req;
         let epoch = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
         let validators = stale.as_ref().map(|f| validators_of(&f.meta));
-        let head = request_head(
-            b"GET",
-            keyed,
-            client,
-            &px.shared.via,
-            self.sink.peer(),
-            validators.as_ref(),
-            None,
-        );
         let request_ms = now_ms();
-        let (up, resp) = match self.exchange_head_relaying(client, head).await {
+        // The one hook of origin groups: the primary, else the secondary (proxy::failover).
+        let (origin, client, answer) =
+            crate::proxy::failover::exchange(px, origin, client, req.method, async |c| {
+                let peer = self.sink.peer();
+                let head = request_head(b"GET", keyed, c, &px.shared.via, peer, validators.as_ref(), None);
+                self.exchange_head_relaying(c, head).await
+            })
+            .await;
+        let (up, resp) = match answer {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(origin = %client.id, error = %e, "origin request failed");
@@ -199,6 +198,8 @@ impl<S: Sink> Exchange<'_, S> {
         } else {
             "fwd=miss"
         };
+        let failover = resp.detail.as_ref().map(|d| format!("{detail}; detail={d}"));
+        let detail = failover.as_deref().unwrap_or(detail);
         let head = origin_head(&resp, &px.shared.via, CacheResult::Miss, &px.shared.node, detail);
         match Relay::start(self.w.clone(), origin, up, &resp, plan, leader).await {
             Ok(relay) => self.respond(head, BodySource::Relay(Box::new(relay))).await,

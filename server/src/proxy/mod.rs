@@ -2,8 +2,10 @@
 //! metadata, request collapsing and invalidations. The exchange itself lives in
 //! `conn::proxy`.
 
+pub mod failover;
 pub mod fields;
 pub mod fills;
+pub mod health;
 pub mod key;
 pub mod meta;
 pub mod origin_request;
@@ -299,6 +301,23 @@ impl ProxyWorker {
                 Some(_) => Some(OriginClient::new(o, tls.get(i).cloned().flatten())?),
                 None => None,
             });
+        }
+        // Origin groups follow the origins, each a client of its primary that knows its
+        // secondary (a behavior targeting group `g` targets index `origins.len() + g`).
+        for g in &cfg.origin_groups {
+            let index = |id: &str| cfg.origins.iter().position(|o| o.id == id);
+            // A group is of the top-level origins (a view of one distribution may lack them:
+            // it then has no client, and no behavior of that view targets it).
+            let (Some(p), Some(s)) = (g.members.first().and_then(|m| index(m)), g.members.get(1).and_then(|m| index(m))) else {
+                origins.push(None);
+                continue;
+            };
+            let mut c = OriginClient::new(&cfg.origins[p], tls.get(p).cloned().flatten())?;
+            c.group = Some(failover::GroupLink {
+                secondary: s,
+                codes: g.failover_status_codes.clone(),
+            });
+            origins.push(Some(c));
         }
         let mut behaviors = vec![BehaviorRt::new(&cfg.default_cache_behavior)];
         behaviors.extend(cfg.behaviors.iter().map(BehaviorRt::new));

@@ -66,7 +66,9 @@ impl OriginClient {
 /// Splits a head into its request line parts and fields.
 fn split(head: &[u8]) -> Option<(&[u8], &[u8], &[u8], Vec<(&[u8], &[u8])>)> {
     let end = memchr::memmem::find(head, b"\r\n\r\n")?;
-    let mut lines = head[..end].split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head[..end]
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let mut line = lines.next()?.splitn(3, |&b| b == b' ');
     let (method, target, version) = (line.next()?, line.next()?, line.next()?);
     let mut fields = Vec::new();
@@ -97,7 +99,9 @@ fn rewrite(shape: &Shape, origin: &str, host: &str, head: &[u8]) -> Option<Vec<u
     out.push(b' ');
     out.extend_from_slice(version);
     out.extend_from_slice(b"\r\n");
-    let viewer_signed = fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"authorization"));
+    let viewer_signed = fields
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"authorization"));
     let sign = match shape.signing {
         SigningBehavior::Always => shape.signer.as_ref(),
         SigningBehavior::NoOverride if !viewer_signed => shape.signer.as_ref(),
@@ -120,7 +124,10 @@ fn rewrite(shape: &Shape, origin: &str, host: &str, head: &[u8]) -> Option<Vec<u
         push(&mut out, n.as_bytes(), v.as_bytes());
     }
     if let Some(signer) = sign {
-        let (m, t) = (std::str::from_utf8(method).ok()?, std::str::from_utf8(&new_target).ok()?);
+        let (m, t) = (
+            std::str::from_utf8(method).ok()?,
+            std::str::from_utf8(&new_target).ok()?,
+        );
         match signer.sign(m, t, &[("host", host)], SystemTime::now()) {
             Ok(headers) => {
                 for (n, v) in headers {
@@ -160,7 +167,11 @@ const MAX_ERROR_DOC: u64 = 64 * 1024;
 /// were refused becomes [`UpstreamError::Credentials`] (a 502 to the viewer: the distribution
 /// is at fault), logged with the origin and the code. Other answers, their body left unread
 /// in the connection's buffer, go on as they are.
-pub(super) async fn check_s3_error(up: &mut UpConn, h: &Head, deadline: Instant) -> Result<(), UpstreamError> {
+pub(super) async fn check_s3_error(
+    up: &mut UpConn,
+    h: &Head,
+    deadline: Instant,
+) -> Result<(), UpstreamError> {
     if !matches!(h.status, 400 | 403) {
         return Ok(());
     }

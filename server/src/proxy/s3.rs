@@ -230,13 +230,16 @@ fn read_profile(path: &std::path::Path, profile: &str) -> Result<Option<Credenti
     let Some(sec) = ini.section(Some(profile)) else {
         return Ok(None);
     };
-    let get = |k: &str| sec.get(k).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-    Ok(
-        match (get("aws_access_key_id"), get("aws_secret_access_key")) {
-            (Some(a), Some(s)) => Some(Credentials::new(a, s, get("aws_session_token"), None, "file")),
-            _ => None,
-        },
-    )
+    let get = |k: &str| {
+        sec.get(k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    Ok(match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(a), Some(s)) => Some(Credentials::new(a, s, get("aws_session_token"), None, "file")),
+        _ => None,
+    })
 }
 
 /// A request path as S3 canonicalises it: percent-escapes decoded, then every byte but the
@@ -284,7 +287,8 @@ mod tests {
 
     #[test]
     fn error_documents() {
-        let doc = b"<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>x</Message></Error>";
+        let doc =
+            b"<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>x</Message></Error>";
         assert_eq!(error_code(doc), Some("SignatureDoesNotMatch"));
         assert!(is_credentials_error("InvalidAccessKeyId"));
         assert!(!is_credentials_error("NoSuchKey"));

@@ -49,6 +49,9 @@ pub enum UpstreamError {
     /// Not sent: the request would expose what the origin must not (a bucket listing).
     #[error("refused: {1}")]
     Refused(u16, &'static str),
+    /// Not sent: every origin that could answer is down (see `health`).
+    #[error("every origin of the group is down")]
+    Down,
 }
 
 impl UpstreamError {
@@ -73,6 +76,7 @@ impl UpstreamError {
             UpstreamError::Invalid(_) => "invalid",
             UpstreamError::Credentials(_) => "credentials",
             UpstreamError::Refused(..) => "refused",
+            UpstreamError::Down => "down",
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct Head {
     pub framing: Framing,
     /// The origin allows reusing the connection.
     pub keep_alive: bool,
+    /// How the answer was come by, for `Cache-Status`'s `detail` (e.g. a failover).
+    pub detail: Option<String>,
 }
 
 impl Head {
@@ -240,6 +246,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
             headers,
             keep_alive: !close && framing != Framing::Close,
             framing,
+            detail: None,
         },
         n,
     )))
@@ -457,6 +464,10 @@ pub struct OriginClient {
     facts: Rc<Facts>,
     idle: Duration,
     attempts: u32,
+    /// This origin's health (process-wide).
+    pub health: std::sync::Arc<super::health::Health>,
+    /// Set when this client serves an origin group (this origin being its primary).
+    pub group: Option<super::failover::GroupLink>,
     http_port: u16,
     https_port: u16,
     protocol: OriginProtocol,
@@ -526,6 +537,8 @@ impl OriginClient {
                 prefix: o.request_prefix(),
             }),
             shape,
+            health: super::health::of(&o.id),
+            group: None,
             idle: o.origin_keepalive_timeout.0,
             attempts: o.connection_attempts.max(1),
             id: o.id.clone(),

@@ -47,7 +47,11 @@ fn python_with_moto() -> Option<PathBuf> {
     // Several test binaries may get here at once: the venv is built under a lock file.
     let lock = venv.with_extension("lock");
     let _guard = loop {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
             Ok(_) => break LockFile(lock.clone()),
             Err(_) if lock.exists() => {
                 std::thread::sleep(Duration::from_millis(500));
@@ -117,12 +121,21 @@ impl Moto {
         };
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "moto did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "moto did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let out = moto.admin(&["setup", &moto.endpoint.clone(), &big.to_string()]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("keys from setup");
-        let pair = |n: &str| (v[n][0].as_str().unwrap().to_string(), v[n][1].as_str().unwrap().to_string());
+        let pair = |n: &str| {
+            (
+                v[n][0].as_str().unwrap().to_string(),
+                v[n][1].as_str().unwrap().to_string(),
+            )
+        };
         moto.keys = [pair("a"), pair("b")];
         Some(moto)
     }
