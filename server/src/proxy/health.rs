@@ -128,13 +128,16 @@ impl Health {
     }
 }
 
+/// A metric: name, type, help, and its value for one origin.
+type Series = (&'static str, &'static str, &'static str, fn(&Health) -> u64);
+
 /// Prometheus lines for every origin's health.
 pub fn prometheus(out: &mut String) {
     use std::fmt::Write;
     let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<&Arc<Health>> = r.values().collect();
     all.sort_by(|a, b| a.id.cmp(&b.id));
-    let series: [(&str, &str, &str, fn(&Health) -> u64); 4] = [
+    let series: [Series; 4] = [
         (
             "slabfront_origin_up",
             "gauge",

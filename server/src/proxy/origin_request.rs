@@ -63,8 +63,11 @@ impl OriginClient {
     }
 }
 
+/// A request head in parts: method, target, version, fields.
+type Parts<'a> = (&'a [u8], &'a [u8], &'a [u8], Vec<(&'a [u8], &'a [u8])>);
+
 /// Splits a head into its request line parts and fields.
-fn split(head: &[u8]) -> Option<(&[u8], &[u8], &[u8], Vec<(&[u8], &[u8])>)> {
+fn split(head: &[u8]) -> Option<Parts<'_>> {
     let end = memchr::memmem::find(head, b"\r\n\r\n")?;
     let mut lines = head[..end]
         .split(|&b| b == b'\n')
