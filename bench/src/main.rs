@@ -18,6 +18,7 @@ mod pair;
 mod procstat;
 mod proxy;
 mod routing;
+mod s3;
 mod soak;
 mod tls;
 
@@ -63,6 +64,9 @@ struct Args {
     /// statistics) measured in the same rounds, dashboard closed.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The S3 origin benchmark (signed S3 origin vs plain HTTP origin, 1 KiB misses) instead.
+    #[arg(long)]
+    s3: bool,
     /// The soak instead (not for CI): slabfront under mixed load, its memory sampled every 10 s.
     #[arg(long)]
     soak: bool,
@@ -527,6 +531,9 @@ fn main() -> Result<()> {
     }
     if args.dashboard {
         return dashboard::run(&args, &bin);
+    }
+    if args.s3 {
+        return s3::run(&args, &bin);
     }
     let work = tempfile::tempdir()?;
     let root = make_site(work.path())?;
