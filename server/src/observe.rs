@@ -21,6 +21,8 @@ pub struct Note {
     pub content_type: Option<String>,
     pub content_len: Option<u64>,
     pub range: Option<(u64, u64)>,
+    /// An origin group's secondary answered (`Cache-Status` has `detail=failover-...`).
+    pub failover: bool,
 }
 
 impl Note {
@@ -35,6 +37,9 @@ impl Note {
         if !detailed {
             return n;
         }
+        n.failover = head
+            .get("cache-status")
+            .is_some_and(|v| memchr::memmem::find(v, b"detail=failover").is_some());
         n.content_type = head
             .get("content-type")
             .map(|v| String::from_utf8_lossy(v).into_owned());
@@ -460,7 +465,7 @@ pub fn log_line(out: &mut Vec<u8>, e: &LogEntry<'_>) {
         b"",
         c_port.as_bytes(),
         ttfb.as_bytes(),
-        result.as_bytes(),
+        if e.note.failover { b"OriginFailover" } else { result.as_bytes() },
         e.note.content_type.as_deref().unwrap_or_default().as_bytes(),
         clen.as_bytes(),
         rs.as_bytes(),

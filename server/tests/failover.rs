@@ -45,11 +45,15 @@ target_origin = "group"
 [admin]
 listen = "127.0.0.1:0"
 
+[logging]
+path = "{log}"
+
 [cache]
 path = "{slab}"
 size = "64MiB"
 "#,
-        slab = dir.join("slab").display()
+        slab = dir.join("slab").display(),
+        log = dir.join("access.log").display()
     )
 }
 
@@ -107,6 +111,17 @@ fn listed_statuses_fail_over_and_the_answer_says_so() {
     let r = util::read_response(&mut c, false).unwrap();
     assert_ne!(r.body, b"secondary /broken/c");
     assert!(!secondary.requests().iter().any(|q| q.target == "/broken/c"));
+    // The access log's x-edge-detailed-result-type says which answers came by failover.
+    std::thread::sleep(Duration::from_millis(600));
+    let log = std::fs::read_to_string(s.dir.path().join("access.log")).unwrap();
+    let detailed = |path: &str| {
+        log.lines()
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .find(|f| f.len() > 28 && f[7] == path)
+            .map(|f| f[28].to_string())
+    };
+    assert_eq!(detailed("/missing/a").as_deref(), Some("OriginFailover"), "{log}");
+    assert_eq!(detailed("/fine").as_deref(), Some("Miss"), "{log}");
     let m = admin_get(&s, "/metrics");
     assert!(
         m.contains("slabfront_origin_failovers_total{origin=\"primary\"} 2"),
