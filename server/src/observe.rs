@@ -713,6 +713,7 @@ mod tests {
             content_type: Some("text/html".into()),
             content_len: Some(42),
             range: None,
+            failover: false,
         };
         let mut out = Vec::new();
         log_line(

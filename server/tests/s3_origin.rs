@@ -269,3 +269,52 @@ fn a_large_object_is_streamed_through() {
     assert_eq!(at, size);
     eprintln!("{size} bytes through the S3 origin in {:?}", t0.elapsed());
 }
+
+#[test]
+fn keys_with_spaces_unicode_and_reserved_characters() {
+    let Some(s3) = util::s3::S3sFs::start(BUCKET) else { return };
+    let key = "dir/a file \u{fc}n\u{ef}c\u{f8}de + (1)!,;=@.txt";
+    let file = s3.root.path().join(BUCKET).join(key);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "spaces and unicode\n").unwrap();
+    let port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(c, "GET /{BUCKET}/dir/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(util::read_response(&mut c, false).unwrap().status, 403, "anonymous requests are refused");
+    let dir = tempfile::tempdir().unwrap();
+    credentials_file(&dir.path().join("creds"), "default", &s3.key);
+    let cfg = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+workers = 1
+
+[[origins]]
+id = "fs"
+s3_bucket = "{BUCKET}"
+s3_endpoint = "{ep}"
+s3_addressing_style = "path"
+credentials_file = "{creds}"
+
+[default_cache_behavior]
+target_origin = "fs"
+
+[cache]
+path = "{slab}"
+size = "64MiB"
+"#,
+        ep = s3.endpoint,
+        creds = dir.path().join("creds").display(),
+        slab = dir.path().join("slab").display(),
+    );
+    let s = TestServer::start_config(dir, &cfg);
+    // As a browser encodes it, and with the reserved characters left raw.
+    for path in [
+        "/dir/a%20file%20%C3%BCn%C3%AFc%C3%B8de%20%2B%20%281%29%21%2C%3B%3D%40.txt",
+        "/dir/a%20file%20%C3%BCn%C3%AFc%C3%B8de%20+%20(1)!,;=@.txt",
+    ] {
+        let r = s.get(path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", s.stderr());
+        assert_eq!(r.body, b"spaces and unicode\n");
+    }
+}

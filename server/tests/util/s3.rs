@@ -194,3 +194,83 @@ pub fn credentials_file(path: &Path, profile: &str, key: &(String, String)) {
 pub fn big_byte(i: u64) -> u8 {
     ((i % 1_000_003) % 256) as u8
 }
+
+/// `s3s-fs` (crates.io, pure Rust): an S3 server over a directory that checks SigV4 the way
+/// AWS documents it (moto 5.2 does not canonicalise paths with non-ASCII or reserved
+/// characters as S3 does, so the AWS SDK's own requests for such keys fail against it).
+/// Found on PATH or under the target directory, else installed there with `cargo install`.
+pub struct S3sFs {
+    child: Child,
+    pub endpoint: String,
+    /// The directory served: `<root>/<bucket>/<key>`.
+    pub root: tempfile::TempDir,
+    pub key: (String, String),
+}
+
+fn s3s_fs_binary() -> Option<PathBuf> {
+    let works = |p: &Path| {
+        Command::new(p)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works(Path::new("s3s-fs")) {
+        return Some("s3s-fs".into());
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../s3s-fs");
+    let bin = root.join("bin/s3s-fs");
+    if works(&bin) {
+        return Some(bin);
+    }
+    eprintln!("installing s3s-fs into {} (several minutes)", root.display());
+    // 0.14 is the newest line that builds on Rust 1.95.
+    let ok = Command::new(env!("CARGO"))
+        .args(["install", "--locked", "--features", "binary", "--version", "0.14.1", "s3s-fs", "--root"])
+        .arg(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    (ok && works(&bin)).then_some(bin)
+}
+
+impl S3sFs {
+    /// Starts s3s-fs over a fresh directory holding `bucket`; `None` (after a loud message)
+    /// when it cannot be installed.
+    pub fn start(bucket: &str) -> Option<S3sFs> {
+        let Some(bin) = s3s_fs_binary() else {
+            eprintln!("\n*** SKIPPED: no s3s-fs: `cargo install s3s-fs --features binary` failed ***\n");
+            return None;
+        };
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(bucket)).unwrap();
+        let key = ("AKIAS3SFSTESTKEY0001".to_string(), "s3s-fs-test-secret-0123456789abcdefghij".to_string());
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &key.0, "--secret-key", &key.1])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(S3sFs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            key,
+        })
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
