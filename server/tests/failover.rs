@@ -285,3 +285,27 @@ fn a_flapping_primary_does_not_get_a_request_storm() {
     );
     assert!(total > 100, "load too light to mean anything: {total}");
 }
+
+#[test]
+fn with_every_member_down_a_stale_copy_is_served_before_any_error() {
+    let reply = |r: &Seen| {
+        Reply::ok(
+            format!("copy of {}", r.target).as_bytes(),
+            &[("Cache-Control", "max-age=1, stale-if-error=600")],
+        )
+    };
+    let primary = Origin::start(reply);
+    let secondary = Origin::start(reply);
+    let s = start(primary.port, secondary.port, "");
+    assert_eq!(s.get("/kept", &[]).body, b"copy of /kept");
+    primary.stop();
+    secondary.stop();
+    std::thread::sleep(Duration::from_millis(1300));
+    for _ in 0..5 {
+        let r = s.get("/kept", &[]);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"copy of /kept"[..]), "{}", s.stderr());
+        assert!(r.header("cache-status").unwrap().contains("fwd=stale"));
+    }
+    // Without a stored copy: the error.
+    assert_eq!(s.get("/never-stored", &[]).status, 502);
+}
