@@ -81,7 +81,9 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let label = "miss 1 KiB, unique URLs, 64 conns (wrk)";
     let rows: Vec<(String, Cell)> = vec![(
         label.to_string(),
-        run_cell(&servers, args.runs, &|s| wrk_with(s, SMALL, 64, secs, Some(&script)))?,
+        run_cell(&servers, args.runs, &|s| {
+            wrk_with(s, SMALL, 64, secs, Some(&script))
+        })?,
     )];
     let names: Vec<&str> = servers.iter().map(|s| s.name).collect();
     print_rows(&rows, &names, secs);

@@ -27,7 +27,9 @@ mod schema;
 mod validate;
 
 pub use error::{ConfigError, Problem, ProblemKind};
-pub use origins::{parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES};
+pub use origins::{
+    parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES,
+};
 pub use schema::*;
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on

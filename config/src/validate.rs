@@ -334,7 +334,10 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
     } else if !target_ok(&d.target_origin) {
         bad(
             "default_cache_behavior.target_origin".into(),
-            format!("no origin or origin group has id {:?}", d.target_origin),
+            format!(
+                "no origin has id {:?} (nor does an origin group)",
+                d.target_origin
+            ),
         );
     }
     if !d.path_pattern.is_empty() {
@@ -349,7 +352,10 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
         if !target_ok(&b.target_origin) {
             bad(
                 format!("behaviors[{i}].target_origin"),
-                format!("no origin or origin group has id {:?}", b.target_origin),
+                format!(
+                    "no origin has id {:?} (nor does an origin group)",
+                    b.target_origin
+                ),
             );
         }
         let p = &b.path_pattern;

@@ -465,7 +465,11 @@ pub fn log_line(out: &mut Vec<u8>, e: &LogEntry<'_>) {
         b"",
         c_port.as_bytes(),
         ttfb.as_bytes(),
-        if e.note.failover { b"OriginFailover" } else { result.as_bytes() },
+        if e.note.failover {
+            b"OriginFailover"
+        } else {
+            result.as_bytes()
+        },
         e.note.content_type.as_deref().unwrap_or_default().as_bytes(),
         clen.as_bytes(),
         rs.as_bytes(),

@@ -303,7 +303,12 @@ fn with_every_member_down_a_stale_copy_is_served_before_any_error() {
     std::thread::sleep(Duration::from_millis(1300));
     for _ in 0..5 {
         let r = s.get("/kept", &[]);
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"copy of /kept"[..]), "{}", s.stderr());
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"copy of /kept"[..]),
+            "{}",
+            s.stderr()
+        );
         assert!(r.header("cache-status").unwrap().contains("fwd=stale"));
     }
     // Without a stored copy: the error.

@@ -272,15 +272,25 @@ fn a_large_object_is_streamed_through() {
 
 #[test]
 fn keys_with_spaces_unicode_and_reserved_characters() {
-    let Some(s3) = util::s3::S3sFs::start(BUCKET) else { return };
+    let Some(s3) = util::s3::S3sFs::start(BUCKET) else {
+        return;
+    };
     let key = "dir/a file \u{fc}n\u{ef}c\u{f8}de + (1)!,;=@.txt";
     let file = s3.root.path().join(BUCKET).join(key);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, "spaces and unicode\n").unwrap();
     let port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(c, "GET /{BUCKET}/dir/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
-    assert_eq!(util::read_response(&mut c, false).unwrap().status, 403, "anonymous requests are refused");
+    write!(
+        c,
+        "GET /{BUCKET}/dir/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(
+        util::read_response(&mut c, false).unwrap().status,
+        403,
+        "anonymous requests are refused"
+    );
     let dir = tempfile::tempdir().unwrap();
     credentials_file(&dir.path().join("creds"), "default", &s3.key);
     let cfg = format!(

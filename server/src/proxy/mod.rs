@@ -308,7 +308,10 @@ impl ProxyWorker {
             let index = |id: &str| cfg.origins.iter().position(|o| o.id == id);
             // A group is of the top-level origins (a view of one distribution may lack them:
             // it then has no client, and no behavior of that view targets it).
-            let (Some(p), Some(s)) = (g.members.first().and_then(|m| index(m)), g.members.get(1).and_then(|m| index(m))) else {
+            let (Some(p), Some(s)) = (
+                g.members.first().and_then(|m| index(m)),
+                g.members.get(1).and_then(|m| index(m)),
+            ) else {
                 origins.push(None);
                 continue;
             };

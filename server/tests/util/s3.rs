@@ -227,7 +227,16 @@ fn s3s_fs_binary() -> Option<PathBuf> {
     eprintln!("installing s3s-fs into {} (several minutes)", root.display());
     // 0.14 is the newest line that builds on Rust 1.95.
     let ok = Command::new(env!("CARGO"))
-        .args(["install", "--locked", "--features", "binary", "--version", "0.14.1", "s3s-fs", "--root"])
+        .args([
+            "install",
+            "--locked",
+            "--features",
+            "binary",
+            "--version",
+            "0.14.1",
+            "s3s-fs",
+            "--root",
+        ])
         .arg(&root)
         .status()
         .is_ok_and(|s| s.success());
@@ -244,7 +253,10 @@ impl S3sFs {
         };
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(bucket)).unwrap();
-        let key = ("AKIAS3SFSTESTKEY0001".to_string(), "s3s-fs-test-secret-0123456789abcdefghij".to_string());
+        let key = (
+            "AKIAS3SFSTESTKEY0001".to_string(),
+            "s3s-fs-test-secret-0123456789abcdefghij".to_string(),
+        );
         let port = free_port();
         let child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
