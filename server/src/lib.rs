@@ -297,7 +297,6 @@ impl Server {
     /// addresses are added and removed. Settings that need a restart (workers, driver, the
     /// slab, logging) are kept, with a warning.
     pub fn reload(&mut self, new: Config) -> Result<(), String> {
-        proxy::health::start_checks(&new);
         let old = &self.config;
         let mut new = new;
         if new.server.workers != old.server.workers || new.server.driver != old.server.driver {
@@ -398,6 +397,7 @@ impl Server {
         }
         self.site_sinks = sinks;
         *self.names.write().unwrap_or_else(|e| e.into_inner()) = names_of(&new);
+        proxy::health::start_checks(&sites::process_view(&new));
         self.config = new;
         Ok(())
     }
