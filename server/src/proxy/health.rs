@@ -139,7 +139,7 @@ pub fn prometheus(out: &mut String) {
     all.sort_by(|a, b| a.id.cmp(&b.id));
     let series: [Series; 4] = [
         (
-            "slabfront_origin_up",
+            "slabfront_origin_healthy",
             "gauge",
             "1 when the origin is up, 0 while it is skipped",
             |h| u64::from(!h.is_down()),
