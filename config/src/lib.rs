@@ -21,11 +21,15 @@ pub mod cloudfront;
 mod distribution;
 mod distributions;
 mod error;
+mod functions;
 mod locate;
 mod schema;
 mod validate;
 
 pub use error::{ConfigError, Problem, ProblemKind};
+pub use functions::{
+    EventType, Function, FunctionAssociation, FunctionRuntime, KeyValueStore, MAX_FUNCTION_BYTES,
+};
 pub use schema::*;
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on

@@ -432,6 +432,8 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
             );
         }
     }
+    crate::functions::check_definitions(cfg, &bad, &machine);
+    crate::functions::check_associations(cfg, &mut bad);
     out.into_inner()
 }
 
