@@ -237,12 +237,9 @@ impl Engine {
             tracing::debug!(function = name, "console: {line}");
         }
         let limits = &self.functions.limits;
-        let outcome = match result {
-            Ok(json) => match effects.fatal {
-                Some(e) => FnOutcome::Error(e),
-                None => event::outcome(&json, kind, effects.origin, limits),
-            },
-            Err(e) => FnOutcome::Error(e),
+        let outcome = match (result, effects.fatal) {
+            (_, Some(e)) | (Err(e), None) => FnOutcome::Error(e),
+            (Ok(json), None) => event::outcome(&json, kind, effects.origin, limits),
         };
         let budget = limits.compute.as_nanos().max(1);
         let c = &mut self.counters[index];
