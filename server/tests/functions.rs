@@ -27,7 +27,9 @@ const FUNCTIONS: [(&str, &str); 13] = [
 ];
 
 fn js(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions").join(format!("{name}.js"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/functions")
+        .join(format!("{name}.js"))
 }
 
 /// A configuration with every test function, a key-value store and three origins.
@@ -45,7 +47,9 @@ impl Setup {
         for id in ["site", "default-origin", "eu-origin"] {
             text.push_str(&format!("[[origins]]\nid = \"{id}\"\npath = {:?}\n", dir.path()));
         }
-        text.push_str(&format!("[[key_value_stores]]\nid = \"routes\"\nfile = {store:?}\n"));
+        text.push_str(&format!(
+            "[[key_value_stores]]\nid = \"routes\"\nfile = {store:?}\n"
+        ));
         for (name, runtime) in FUNCTIONS {
             text.push_str(&format!(
                 "[[functions]]\nname = \"{name}\"\nruntime = \"{runtime}\"\ncode_file = {:?}\n",
@@ -96,7 +100,10 @@ fn request(uri: &str) -> FnRequest {
                 (k.to_string(), v.to_string())
             })
             .collect(),
-        headers: vec![("host".into(), "example.org".into()), ("accept".into(), "*/*".into())],
+        headers: vec![
+            ("host".into(), "example.org".into()),
+            ("accept".into(), "*/*".into()),
+        ],
         cookies: Vec::new(),
     }
 }
@@ -125,7 +132,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn spa_rewrite() {
     let s = Setup::new();
     let mut e = s.engine();
-    for (uri, expected) in [("/about", "/index.html"), ("/docs/", "/docs/index.html"), ("/app.js", "/app.js")] {
+    for (uri, expected) in [
+        ("/about", "/index.html"),
+        ("/docs/", "/docs/index.html"),
+        ("/app.js", "/app.js"),
+    ] {
         let (r, _) = continued(e.run_viewer_request("spa", &cx(), &request(uri)).outcome);
         assert_eq!(r.uri, expected, "{uri}");
     }
@@ -140,13 +151,21 @@ fn redirect_by_viewer_country() {
     match e.run_viewer_request("country", &cx(), &de).outcome {
         FnOutcome::Respond(r) => {
             assert_eq!(r.status, 302);
-            assert_eq!(header(&r.headers, "location"), Some("https://example.org/de/shop"));
+            assert_eq!(
+                header(&r.headers, "location"),
+                Some("https://example.org/de/shop")
+            );
         }
         other => panic!("{other:?}"),
     }
     let mut us = request("/shop");
     us.headers.push(("cloudfront-viewer-country".into(), "US".into()));
-    assert_eq!(continued(e.run_viewer_request("country", &cx(), &us).outcome).0.uri, "/shop");
+    assert_eq!(
+        continued(e.run_viewer_request("country", &cx(), &us).outcome)
+            .0
+            .uri,
+        "/shop"
+    );
 }
 
 #[test]
@@ -160,9 +179,16 @@ fn query_normalisation_makes_equivalent_urls_one_key() {
     ];
     let results: Vec<_> = variants
         .iter()
-        .map(|v| continued(e.run_viewer_request("querynorm", &cx(), &request(v)).outcome).0.querystring)
+        .map(|v| {
+            continued(e.run_viewer_request("querynorm", &cx(), &request(v)).outcome)
+                .0
+                .querystring
+        })
         .collect();
-    let expected = vec![("page".to_string(), "2".to_string()), ("size".to_string(), "10".to_string())];
+    let expected = vec![
+        ("page".to_string(), "2".to_string()),
+        ("size".to_string(), "10".to_string()),
+    ];
     for (v, r) in variants.iter().zip(&results) {
         assert_eq!(r, &expected, "{v}");
     }
@@ -175,18 +201,30 @@ fn headers_added_on_viewer_response() {
     let response = FnResponse {
         status: 200,
         status_description: "OK".into(),
-        headers: vec![("content-type".into(), "text/html".into()), ("content-length".into(), "5".into())],
+        headers: vec![
+            ("content-type".into(), "text/html".into()),
+            ("content-length".into(), "5".into()),
+        ],
         cookies: vec![SetCookie::parse("sid=abc; Path=/; HttpOnly")],
         body: None,
     };
-    match e.run_viewer_response("security_headers", &cx(), &request("/"), &response).outcome {
+    match e
+        .run_viewer_response("security_headers", &cx(), &request("/"), &response)
+        .outcome
+    {
         FnOutcome::Response(r) => {
             assert_eq!(header(&r.headers, "x-frame-options"), Some("DENY"));
             assert_eq!(header(&r.headers, "x-content-type-options"), Some("nosniff"));
             assert_eq!(header(&r.headers, "content-type"), Some("text/html"));
             let fields: Vec<String> = r.cookies.iter().map(SetCookie::to_field).collect();
-            assert!(fields.contains(&"sid=abc; Path=/; HttpOnly".to_string()), "{fields:?}");
-            assert!(fields.contains(&"seen=1; Path=/; Secure".to_string()), "{fields:?}");
+            assert!(
+                fields.contains(&"sid=abc; Path=/; HttpOnly".to_string()),
+                "{fields:?}"
+            );
+            assert!(
+                fields.contains(&"seen=1; Path=/; Secure".to_string()),
+                "{fields:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -196,7 +234,12 @@ fn signed(uri: &str, exp: u64, secret: &[u8]) -> String {
     use hmac::Mac;
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
     m.update(format!("{uri}:{exp}").as_bytes());
-    let sig: String = m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let sig: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("{uri}?exp={exp}&sig={sig}")
 }
 
@@ -210,10 +253,18 @@ fn token_check_with_create_hmac() {
         .as_secs()
         + 600;
     let (ok, _) = continued(
-        e.run_viewer_request("token", &cx(), &request(&signed("/video.mp4", later, b"edge-secret")))
-            .outcome,
+        e.run_viewer_request(
+            "token",
+            &cx(),
+            &request(&signed("/video.mp4", later, b"edge-secret")),
+        )
+        .outcome,
     );
-    assert!(ok.querystring.is_empty(), "the token is stripped: {:?}", ok.querystring);
+    assert!(
+        ok.querystring.is_empty(),
+        "the token is stripped: {:?}",
+        ok.querystring
+    );
     for (uri, why) in [
         (signed("/video.mp4", later, b"wrong-secret"), "signature"),
         (signed("/video.mp4", 1_000, b"edge-secret"), "expired"),
@@ -235,10 +286,16 @@ fn ab_test_by_cookie() {
     let mut e = s.engine();
     let mut a = request("/home");
     a.cookies.push(("group".into(), "a".into()));
-    assert_eq!(continued(e.run_viewer_request("ab", &cx(), &a).outcome).0.uri, "/home");
+    assert_eq!(
+        continued(e.run_viewer_request("ab", &cx(), &a).outcome).0.uri,
+        "/home"
+    );
     let mut b = request("/home");
     b.cookies.push(("group".into(), "b".into()));
-    assert_eq!(continued(e.run_viewer_request("ab", &cx(), &b).outcome).0.uri, "/b/home");
+    assert_eq!(
+        continued(e.run_viewer_request("ab", &cx(), &b).outcome).0.uri,
+        "/b/home"
+    );
     // No cookie: the group comes from the address (…3 is odd: b) and is set.
     let (r, _) = continued(e.run_viewer_request("ab", &cx(), &request("/home")).outcome);
     assert_eq!(r.uri, "/b/home");
@@ -250,37 +307,58 @@ fn origin_chosen_from_key_value_store_and_store_reloads() {
     let s = Setup::new();
     let functions = Arc::new(Functions::for_generation(&s.cfg()).unwrap());
     let mut e = Engine::new(functions.clone());
-    let (r, origin) = continued(e.run_viewer_request("kvs_origin", &cx(), &request("/eu/page")).outcome);
+    let (r, origin) = continued(
+        e.run_viewer_request("kvs_origin", &cx(), &request("/eu/page"))
+            .outcome,
+    );
     assert_eq!(origin, Some(OriginChoice::ById("eu-origin".into())));
     assert_eq!(header(&r.headers, "x-route-version"), Some("3"));
-    let (_, origin) = continued(e.run_viewer_request("kvs_origin", &cx(), &request("/us/page")).outcome);
+    let (_, origin) = continued(
+        e.run_viewer_request("kvs_origin", &cx(), &request("/us/page"))
+            .outcome,
+    );
     assert_eq!(origin, Some(OriginChoice::ById("default-origin".into())));
 
     // The file changes: the store is re-read and the running engine sees it.
     std::thread::sleep(std::time::Duration::from_millis(20));
     write_store(&s.dir.path().join("routes.json"), "site", 4);
     assert_eq!(functions.refresh_stores(), vec!["routes".to_string()]);
-    let (r, origin) = continued(e.run_viewer_request("kvs_origin", &cx(), &request("/eu/page")).outcome);
+    let (r, origin) = continued(
+        e.run_viewer_request("kvs_origin", &cx(), &request("/eu/page"))
+            .outcome,
+    );
     assert_eq!(origin, Some(OriginChoice::ById("site".into())));
     assert_eq!(header(&r.headers, "x-route-version"), Some("4"));
 
     // An origin the distribution does not have fails the function.
     write_store(&s.dir.path().join("routes.json"), "nowhere", 5);
     functions.refresh_stores();
-    let out = e.run_viewer_request("kvs_origin", &cx(), &request("/eu/page")).outcome;
-    assert!(matches!(out, FnOutcome::Error(FnError::InvalidReturn(_))), "{out:?}");
+    let out = e
+        .run_viewer_request("kvs_origin", &cx(), &request("/eu/page"))
+        .outcome;
+    assert!(
+        matches!(out, FnOutcome::Error(FnError::InvalidReturn(_))),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn every_error_path_gives_503_and_is_counted() {
     let s = Setup::new();
     let mut e = s.engine();
-    let cases: [(&str, fn(&FnError) -> bool); 5] = [
-        ("throw", |e| matches!(e, FnError::Threw(m) if m.contains("deliberate failure"))),
+    type Expect = fn(&FnError) -> bool;
+    let cases: [(&str, Expect); 5] = [
+        (
+            "throw",
+            |e| matches!(e, FnError::Threw(m) if m.contains("deliberate failure")),
+        ),
         ("loop", |e| *e == FnError::ComputeExceeded),
         ("alloc", |e| *e == FnError::MemoryExceeded),
         ("invalid", |e| matches!(e, FnError::InvalidReturn(_))),
-        ("forbidden", |e| matches!(e, FnError::Forbidden(m) if m.contains("host"))),
+        (
+            "forbidden",
+            |e| matches!(e, FnError::Forbidden(m) if m.contains("host")),
+        ),
     ];
     for (name, expected) in cases {
         let started = std::time::Instant::now();
@@ -292,13 +370,27 @@ fn every_error_path_gives_503_and_is_counted() {
             other => panic!("{name}: {other:?}"),
         }
         // The budget stops a loop that never ends: it costs one budget, not a worker.
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{name} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{name} took {:?}",
+            started.elapsed()
+        );
         // The engine is still good afterwards.
-        assert_eq!(continued(e.run_viewer_request("spa", &cx(), &request("/a")).outcome).0.uri, "/index.html");
+        assert_eq!(
+            continued(e.run_viewer_request("spa", &cx(), &request("/a")).outcome)
+                .0
+                .uri,
+            "/index.html"
+        );
     }
-    let counters: std::collections::HashMap<_, _> = e.counters().map(|(n, c)| (n.to_string(), c.clone())).collect();
+    let counters: std::collections::HashMap<_, _> =
+        e.counters().map(|(n, c)| (n.to_string(), c.clone())).collect();
     for name in ["throw", "loop", "alloc", "invalid", "forbidden"] {
-        assert_eq!((counters[name].invocations, counters[name].errors), (1, 1), "{name}");
+        assert_eq!(
+            (counters[name].invocations, counters[name].errors),
+            (1, 1),
+            "{name}"
+        );
     }
     assert_eq!(counters["loop"].compute_exceeded, 1);
     assert!(counters["loop"].compute_ns >= 1_000_000, "{:?}", counters["loop"]);
@@ -310,10 +402,21 @@ fn nothing_one_invocation_leaves_is_seen_by_the_next() {
     let s = Setup::new();
     let mut e = s.engine();
     for i in 0..3 {
-        let (r, _) = continued(e.run_viewer_request("isolation", &cx(), &request(&format!("/{i}"))).outcome);
-        assert_eq!(header(&r.headers, "x-count"), Some("1"), "top-level state is new each time");
+        let (r, _) = continued(
+            e.run_viewer_request("isolation", &cx(), &request(&format!("/{i}")))
+                .outcome,
+        );
+        assert_eq!(
+            header(&r.headers, "x-count"),
+            Some("1"),
+            "top-level state is new each time"
+        );
         assert_eq!(header(&r.headers, "x-leak"), Some("none"), "implicit global");
-        assert_eq!(header(&r.headers, "x-global"), Some("none"), "globalThis property");
+        assert_eq!(
+            header(&r.headers, "x-global"),
+            Some("none"),
+            "globalThis property"
+        );
         assert_eq!(header(&r.headers, "x-proto"), Some("none"), "built-in prototype");
     }
     // JSON was clobbered by the function; the next function in that context still has it.
@@ -327,7 +430,11 @@ fn nothing_one_invocation_leaves_is_seen_by_the_next() {
 fn a_syntax_error_is_reported_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let code = dir.path().join("broken.js");
-    std::fs::write(&code, "function handler(event) {\n  var x = 1;\n  return x +;\n}\n").unwrap();
+    std::fs::write(
+        &code,
+        "function handler(event) {\n  var x = 1;\n  return x +;\n}\n",
+    )
+    .unwrap();
     let text = format!(
         "[[origins]]\nid = \"site\"\npath = {:?}\n[[functions]]\nname = \"broken\"\nruntime = \"cloudfront-js-2.0\"\ncode_file = {code:?}\n[default_cache_behavior]\ntarget_origin = \"site\"\n",
         dir.path()
@@ -378,19 +485,28 @@ fn limits_are_cloudfronts() {
     assert_eq!(l.max_response_bytes, 40 * 1024);
     assert_eq!(config::MAX_FUNCTION_BYTES, 10 * 1024);
     let dir = tempfile::tempdir().unwrap();
-    let big = format!("function handler(e) {{ return e.request; }}\n//{}\n", "x".repeat(10 * 1024));
+    let big = format!(
+        "function handler(e) {{ return e.request; }}\n//{}\n",
+        "x".repeat(10 * 1024)
+    );
     let text = format!(
         "[[origins]]\nid = \"site\"\npath = {:?}\n[[functions]]\nname = \"big\"\nruntime = \"cloudfront-js-2.0\"\ncode = {big:?}\n[default_cache_behavior]\ntarget_origin = \"site\"\n",
         dir.path()
     );
     let err = config::Config::from_toml_str(&text).unwrap_err().to_string();
-    assert!(err.contains("functions[0].code") && err.contains("10240"), "{err}");
+    assert!(
+        err.contains("functions[0].code") && err.contains("10240"),
+        "{err}"
+    );
 }
 
 // `slabfront function test`.
 
 fn slabfront(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_slabfront")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slabfront"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -421,7 +537,12 @@ fn cli_test(s: &Setup, name: &str, event: serde_json::Value) -> (bool, serde_jso
     (ok, printed, output)
 }
 
-fn event(uri: &str, query: serde_json::Value, headers: serde_json::Value, cookies: serde_json::Value) -> serde_json::Value {
+fn event(
+    uri: &str,
+    query: serde_json::Value,
+    headers: serde_json::Value,
+    cookies: serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "version": "1.0",
         "context": { "eventType": "viewer-request" },
@@ -438,16 +559,26 @@ fn function_test_cli_runs_each_common_use() {
     let (ok, printed, out) = cli_test(&s, "spa", event("/about", json!({}), host.clone(), json!({})));
     assert!(ok);
     assert_eq!(out["request"]["uri"], "/index.html");
-    assert!(printed["ComputeUtilization"].as_str().unwrap().parse::<u32>().is_ok());
+    assert!(printed["ComputeUtilization"]
+        .as_str()
+        .unwrap()
+        .parse::<u32>()
+        .is_ok());
 
     let de = json!({ "host": { "value": "example.org" }, "cloudfront-viewer-country": { "value": "DE" } });
     let (_, _, out) = cli_test(&s, "country", event("/shop", json!({}), de, json!({})));
     assert_eq!(out["response"]["statusCode"], 302);
-    assert_eq!(out["response"]["headers"]["location"]["value"], "https://example.org/de/shop");
+    assert_eq!(
+        out["response"]["headers"]["location"]["value"],
+        "https://example.org/de/shop"
+    );
 
     let q = json!({ "Size": { "value": "10" }, "utm_source": { "value": "x" }, "page": { "value": "2" } });
     let (_, _, out) = cli_test(&s, "querynorm", event("/list", q, host.clone(), json!({})));
-    assert_eq!(out["request"]["querystring"], json!({ "page": { "value": "2" }, "size": { "value": "10" } }));
+    assert_eq!(
+        out["request"]["querystring"],
+        json!({ "page": { "value": "2" }, "size": { "value": "10" } })
+    );
 
     let resp_event = json!({
         "version": "1.0",
@@ -460,11 +591,24 @@ fn function_test_cli_runs_each_common_use() {
     let (_, _, out) = cli_test(&s, "security_headers", resp_event);
     assert_eq!(out["response"]["headers"]["x-frame-options"]["value"], "DENY");
 
-    let (ok, _, out) = cli_test(&s, "token", event("/video.mp4", json!({}), host.clone(), json!({})));
+    let (ok, _, out) = cli_test(
+        &s,
+        "token",
+        event("/video.mp4", json!({}), host.clone(), json!({})),
+    );
     assert!(ok);
     assert_eq!(out["response"]["statusCode"], 403);
 
-    let (_, _, out) = cli_test(&s, "ab", event("/home", json!({}), host.clone(), json!({ "group": { "value": "b" } })));
+    let (_, _, out) = cli_test(
+        &s,
+        "ab",
+        event(
+            "/home",
+            json!({}),
+            host.clone(),
+            json!({ "group": { "value": "b" } }),
+        ),
+    );
     assert_eq!(out["request"]["uri"], "/b/home");
 
     let (_, _, out) = cli_test(&s, "kvs_origin", event("/eu/x", json!({}), host, json!({})));
@@ -499,7 +643,15 @@ fn function_test_cli_reports_errors_and_logs() {
     std::fs::write(&cfg, text).unwrap();
     let ev = dir.path().join("e.json");
     std::fs::write(&ev, event("/hello", json!({}), host, json!({})).to_string()).unwrap();
-    let (ok, stdout, _) = slabfront(&["-c", cfg.to_str().unwrap(), "function", "test", "logs", "--event", ev.to_str().unwrap()]);
+    let (ok, stdout, _) = slabfront(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "function",
+        "test",
+        "logs",
+        "--event",
+        ev.to_str().unwrap(),
+    ]);
     assert!(ok);
     let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(printed["FunctionExecutionLogs"], json!(["uri /hello {\"a\":1}"]));

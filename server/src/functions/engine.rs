@@ -106,7 +106,7 @@ pub struct Engine {
     budget: Rc<Budget>,
     counters: Vec<Counters>,
     /// This worker's copy of the key-value stores, and the version it was copied at.
-    stores: Rc<RefCell<(u64, HashMap<String, Arc<Store>>)>>,
+    stores: SharedStores,
     rt: Runtime,
 }
 
