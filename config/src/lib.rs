@@ -21,12 +21,16 @@ pub mod cloudfront;
 mod distribution;
 mod distributions;
 mod error;
+mod functions;
 mod locate;
 mod origins;
 mod schema;
 mod validate;
 
 pub use error::{ConfigError, Problem, ProblemKind};
+pub use functions::{
+    EventType, Function, FunctionAssociation, FunctionRuntime, KeyValueStore, MAX_FUNCTION_BYTES,
+};
 pub use origins::{
     parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES,
 };

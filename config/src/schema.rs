@@ -55,6 +55,12 @@ pub struct Config {
     /// serves it unchanged.
     #[serde(default)]
     pub distributions: Vec<Distribution>,
+    /// CloudFront Functions (see `functions.rs`).
+    #[serde(default)]
+    pub functions: Vec<crate::functions::Function>,
+    /// Key-value stores functions read.
+    #[serde(default)]
+    pub key_value_stores: Vec<crate::functions::KeyValueStore>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -164,6 +170,7 @@ fn unset_behavior() -> CacheBehavior {
         headers: KeyPart::None,
         cookies: KeyPart::None,
         viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
+        function_associations: Vec::new(),
     }
 }
 
@@ -398,6 +405,9 @@ pub struct CacheBehavior {
     /// 301 for GET/HEAD, 307 otherwise) or refused (`https-only`: 403).
     #[serde(default)]
     pub viewer_protocol_policy: ViewerProtocolPolicy,
+    /// Functions run on this behavior's viewer requests and responses.
+    #[serde(default)]
+    pub function_associations: Vec<crate::functions::FunctionAssociation>,
 }
 
 /// CloudFront's viewer protocol policy.

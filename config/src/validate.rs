@@ -441,6 +441,8 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
         }
     }
     crate::origins::check(cfg, &mut bad, &machine);
+    crate::functions::check_definitions(cfg, &bad, &machine);
+    crate::functions::check_associations(cfg, &mut bad);
     out.into_inner()
 }
 

@@ -297,3 +297,65 @@ fn cipher_suites_default_to_cloudfronts_order_and_are_checked() {
     .unwrap();
     assert_eq!(c.tls.cipher_suites, vec![C::TLS_AES_256_GCM_SHA384]);
 }
+
+#[test]
+fn functions_stores_and_associations_are_checked_together() {
+    let text = r#"
+[[origins]]
+id = "a"
+path = "."
+[[key_value_stores]]
+id = "kv"
+file = "/nonexistent/kv.json"
+[[functions]]
+name = "one"
+runtime = "cloudfront-js-1.0"
+code = "function handler(e) { return e.request; }"
+key_value_stores = ["kv"]
+[[functions]]
+name = "one"
+runtime = "cloudfront-js-2.0"
+code = "function handler(e) { return e.request; }"
+code_file = "x.js"
+[[functions]]
+name = "bad name!"
+runtime = "cloudfront-js-3.0"
+[default_cache_behavior]
+target_origin = "a"
+function_associations = [
+  { event_type = "viewer-request", function = "one" },
+  { event_type = "viewer-request", function = "missing" },
+]
+"#;
+    let found = problems(text);
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "functions[2].runtime",
+        "key_value_stores[0].file",
+        "functions[0].key_value_stores",
+        "functions[1].name",
+        "functions[1].code",
+        "default_cache_behavior.function_associations[1].function",
+        "default_cache_behavior.function_associations[1].event_type",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {found:#?}");
+    }
+    assert!(found.iter().all(|p| p.line > 0), "{found:#?}");
+
+    let ok = format!(
+        "{MINIMAL}function_associations = [{{ event_type = \"viewer-response\", function = \"h\" }}]\n\
+         [[functions]]\nname = \"h\"\nruntime = \"cloudfront-js-2.0\"\ncode = \"function handler(e) {{ return e.response; }}\"\n"
+    );
+    let c = Config::from_toml_str(&ok).unwrap();
+    assert_eq!(
+        c.default_cache_behavior
+            .function_for(config::EventType::ViewerResponse),
+        Some("h")
+    );
+    assert_eq!(
+        c.default_cache_behavior
+            .function_for(config::EventType::ViewerRequest),
+        None
+    );
+    assert_eq!(c.function("h").unwrap().runtime, config::FunctionRuntime::Js2);
+}

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod context;
 pub mod error;
 pub mod exchange;
+pub mod functions;
 pub mod http;
 pub mod notify;
 pub mod observe;

@@ -62,6 +62,24 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// CloudFront Functions of the configuration.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum FunctionCommand {
+    /// Run a function on an event (CloudFront's event JSON, as `aws cloudfront test-function`
+    /// takes it) and print the result, the compute used and the logs. Exits 1 when the
+    /// function fails (the viewer would get a 503).
+    Test {
+        /// The `[[functions]]` name.
+        name: String,
+        /// The event: a JSON file with `version`, `context`, `viewer`, `request` (and
+        /// `response` for a viewer-response event).
+        #[arg(long)]
+        event: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,6 +119,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(p), true) => config::Config::from_file_schema_only(p)?,
                 _ => load(cli.config.as_ref())?,
             };
+            // Compiling reads code files: part of the machine checks.
+            let problems = if schema_only {
+                Vec::new()
+            } else {
+                slabfront::functions::Functions::check(&cfg)
+            };
+            if !problems.is_empty() {
+                let mut text = format!(
+                    "{} problem{} in functions",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
+                for p in &problems {
+                    text.push('\n');
+                    text.push_str(&p.to_string());
+                }
+                anyhow::bail!("{name}: {text}");
+            }
             let n = cfg.distributions.len();
             let what = if schema_only { "schema" } else { "configuration" };
             let names: Vec<&str> = cfg.distributions.iter().map(|d| d.name.as_str()).collect();
@@ -124,6 +160,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let id =
                 slabfront::admin::invalidate_cli(&admin, token.as_deref(), distribution.as_deref(), &paths)?;
             println!("invalidation {id}: Completed");
+            Ok(())
+        }
+        Some(Command::Function(FunctionCommand::Test { name, event })) => {
+            let cfg = load(cli.config.as_ref())?;
+            let text = std::fs::read_to_string(&event)
+                .with_context(|| format!("cannot read {}", event.display()))?;
+            let result =
+                slabfront::functions::test_event::run(&cfg, &name, &text).map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&result.json)?);
+            if !result.ok {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Some(Command::Run) | None => serve(load(cli.config.as_ref())?, cli.config.clone()),

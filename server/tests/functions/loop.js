@@ -1,0 +1,4 @@
+function handler(event) {
+    var n = 0;
+    for (;;) { n++; }
+}

@@ -1,0 +1,3 @@
+function handler(event) {
+    throw new Error('deliberate failure');
+}
