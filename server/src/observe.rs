@@ -77,7 +77,18 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "OTHER",
 ];
 const RESULTS: [&str; 5] = ["Hit", "Miss", "RefreshHit", "Error", "Local"];
-const ORIGIN_ERRORS: [&str; 7] = ["resolve", "connect", "tls", "timeout", "closed", "io", "invalid"];
+const ORIGIN_ERRORS: [&str; 10] = [
+    "resolve",
+    "connect",
+    "tls",
+    "timeout",
+    "closed",
+    "io",
+    "invalid",
+    "credentials",
+    "refused",
+    "down",
+];
 /// Origin latency histogram bounds, seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -95,7 +106,7 @@ pub struct WorkerMetrics {
     pub connections_active: AtomicU64,
     pub tls_handshakes: AtomicU64,
     origin_requests: AtomicU64,
-    origin_errors: [AtomicU64; 7],
+    origin_errors: [AtomicU64; ORIGIN_ERRORS.len()],
     origin_latency: [AtomicU64; 13],
     origin_latency_sum_us: AtomicU64,
     pub log_lines: AtomicU64,
@@ -672,6 +683,26 @@ mod tests {
         let e = Note::of(&ResponseHead::local(404), true);
         assert_eq!(e.edge_result(), "Error");
         assert_eq!(e.content_len, None);
+    }
+
+    #[test]
+    fn every_kind_of_origin_failure_has_its_counter() {
+        use crate::proxy::upstream::UpstreamError as U;
+        let io = || std::io::Error::other("x");
+        for e in [
+            U::Resolve("h".into()),
+            U::Connect(io()),
+            U::Tls("t".into()),
+            U::Timeout,
+            U::Closed,
+            U::Io(io()),
+            U::Invalid("i"),
+            U::Credentials("SignatureDoesNotMatch".into()),
+            U::Refused(403, "listing"),
+            U::Down,
+        ] {
+            assert!(ORIGIN_ERRORS.contains(&e.kind()), "{e:?} has no counter");
+        }
     }
 
     #[test]
