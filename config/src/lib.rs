@@ -22,6 +22,7 @@ mod distribution;
 mod distributions;
 mod error;
 mod functions;
+mod http2;
 mod locate;
 mod origins;
 mod schema;
@@ -34,6 +35,7 @@ pub use functions::{
 pub use origins::{
     parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES,
 };
+pub use http2::Http2;
 pub use schema::*;
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on

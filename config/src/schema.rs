@@ -216,6 +216,11 @@ pub struct Server {
     pub file_cache_revalidate: Duration,
     /// This edge's name in `Via` and `Cache-Status` (default: the host name).
     pub node_name: Option<String>,
+    /// Plain listeners also take HTTP/2 with prior knowledge (h2c), told apart from
+    /// HTTP/1.1 by the connection preface.
+    pub h2c: bool,
+    /// `[server.http2]`: HTTP/2 limits.
+    pub http2: crate::http2::Http2,
 }
 
 impl Default for Server {
@@ -238,6 +243,8 @@ impl Default for Server {
             file_cache_max_file: Size(16 << 20),
             file_cache_revalidate: Duration::secs(1),
             node_name: None,
+            h2c: false,
+            http2: crate::http2::Http2::default(),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// Plain listeners also take HTTP/2 with prior knowledge.
+    pub h2c: bool,
+    pub http2: config::Http2,
 }
 
 /// Per-worker state for one configuration generation. Lives on one thread; nothing in it is

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod conn_h2;
 pub mod context;
 pub mod error;
 pub mod exchange;
@@ -142,6 +143,8 @@ pub(crate) fn settings_of(cfg: &Config) -> Arc<Settings> {
         max_body_bytes: s.max_body_bytes.0,
         max_connections: s.max_connections,
         shutdown_grace: s.shutdown_grace.0,
+        h2c: s.h2c,
+        http2: s.http2.clone(),
     })
 }
 

@@ -432,6 +432,7 @@ pub fn log_line(out: &mut Vec<u8>, e: &LogEntry<'_>) {
     let version = match e.req.version {
         crate::http::Version::Http10 => "HTTP/1.0",
         crate::http::Version::Http11 => "HTTP/1.1",
+        crate::http::Version::Http2 => "HTTP/2.0",
     };
     let result = e.note.edge_result();
     let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());

@@ -152,7 +152,8 @@ pub fn server_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { certs }));
     sc.ignore_client_order = true;
-    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: a viewer that offers both gets it (RFC 7301: the server picks).
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     sc.session_storage = rustls::server::ServerSessionMemoryCache::new(64 * 1024);
     sc.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(sc)))

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+mod parts;
+
 /// Request methods. `Other` is any other valid token (answered 501 by origins that don't know it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -54,11 +56,12 @@ impl Method {
     }
 }
 
-/// HTTP/1.0 or HTTP/1.1.
+/// HTTP/1.0 or HTTP/1.1, or HTTP/2 (a request built by `Request::from_parts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,
     Http11,
+    Http2,
 }
 
 /// How the request body is framed (RFC 9112 §6).
@@ -285,7 +288,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
         f.if_fields,
     );
     let keep_alive = match version {
-        Version::Http11 => !conn_close,
+        Version::Http11 | Version::Http2 => !conn_close,
         Version::Http10 => conn_keep_alive && !conn_close,
     };
     let total = skip + len;

@@ -75,6 +75,12 @@ unsafe impl IoVecBuf for HeadAndBody {
     }
 }
 
+/// A second descriptor for the stream's socket (the HTTP/2 codec waits for readiness on it,
+/// and peeks at a plain connection's first bytes through it).
+pub fn dup(stream: &impl AsRawFd) -> io::Result<std::net::TcpStream> {
+    with_sock(stream, |s| s.try_clone()).map(Into::into)
+}
+
 /// Runs `f` on a socket2 view of the stream's descriptor.
 fn with_sock<T>(stream: &impl AsRawFd, f: impl FnOnce(SockRef<'_>) -> T) -> T {
     // SAFETY: the descriptor belongs to `stream`, which the caller borrows for the whole call
@@ -115,6 +121,28 @@ pub fn try_read(stream: &impl AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<u
             unsafe { buf.set_len(len) };
             Some(Ok(n))
         }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Copies what the socket holds into `buf` without taking it or waiting. `None`: nothing yet.
+pub fn peek_now(stream: &impl AsRawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    // SAFETY: the descriptor is borrowed from `stream` for the call, and the kernel writes at
+    // most `buf.len()` bytes into `buf`, which is borrowed mutably for the call.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            stream.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_PEEK,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    match byte_count(n) {
+        Ok(n) => Some(Ok(n)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => None,
         Err(e) => Some(Err(e)),
     }

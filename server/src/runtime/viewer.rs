@@ -10,6 +10,9 @@ use monoio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
+mod poll;
+pub use poll::PollIo;
+
 /// Plaintext handed to rustls per encryption pass: large records for large bodies, bounded
 /// memory per connection.
 const TLS_CHUNK: usize = 256 * 1024;
@@ -69,6 +72,11 @@ impl Viewer {
             Viewer::Plain(s) => s,
             Viewer::Tls(t) => &t.tcp,
         }
+    }
+
+    /// The viewer chose HTTP/2 by ALPN.
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Viewer::Tls(t) if t.tls.alpn_protocol() == Some(b"h2"))
     }
 
     /// The negotiated protocol version and cipher suite (for logs).

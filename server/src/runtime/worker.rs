@@ -200,9 +200,25 @@ fn take(slot: &Rc<RefCell<Rc<Worker>>>, stream: std::net::TcpStream, tls: bool) 
                 match crate::runtime::viewer::TlsConn::accept(stream, config, deadline).await {
                     Ok(t) => {
                         w.metrics.add(&w.metrics.tls_handshakes, 1);
-                        crate::conn::serve(guard, crate::runtime::viewer::Viewer::Tls(Box::new(t))).await;
+                        let viewer = crate::runtime::viewer::Viewer::Tls(Box::new(t));
+                        if viewer.is_h2() {
+                            Box::pin(crate::conn_h2::serve(guard, viewer)).await;
+                        } else {
+                            crate::conn::serve(guard, viewer).await;
+                        }
                     }
                     Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                }
+            });
+        } else if w.settings.h2c {
+            // HTTP/2 with prior knowledge, told apart from HTTP/1.1 by its preface.
+            monoio::spawn(async move {
+                let timeout = guard.0.settings.header_timeout;
+                let viewer = crate::runtime::viewer::Viewer::Plain(stream);
+                if crate::conn_h2::is_preface(viewer.tcp(), timeout).await {
+                    Box::pin(crate::conn_h2::serve(guard, viewer)).await;
+                } else {
+                    crate::conn::serve(guard, viewer).await;
                 }
             });
         } else {
