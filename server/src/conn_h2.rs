@@ -103,6 +103,7 @@ async fn run(active: Active, viewer: Viewer) {
             return;
         }
     };
+    let sock = io.socket();
     let handshake = builder(&w).handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(w.settings.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
@@ -121,7 +122,31 @@ async fn run(active: Active, viewer: Viewer) {
     )
     .await;
     drop(conn);
+    linger(&sock).await;
     drop(active);
+}
+
+/// Closes politely: our side is shut (FIN after the last frames), then what the viewer still
+/// sends (window updates while it reads the rest of a body, its own GOAWAY) is read and
+/// dropped until it closes, for at most `LINGER`: closing with unread bytes would reset the
+/// connection, and the viewer would lose what it had not read yet.
+async fn linger(sock: &monoio::net::TcpStream) {
+    const LINGER: Duration = Duration::from_secs(5);
+    let _ = crate::runtime::io::shutdown_write(sock);
+    let deadline = Instant::now() + LINGER;
+    let mut buf = Vec::with_capacity(4096);
+    let mut drained = 0usize;
+    while drained < (1 << 20) {
+        buf.clear();
+        match crate::runtime::io::try_read(sock, &mut buf) {
+            Some(Ok(0)) | Some(Err(_)) => return,
+            Some(Ok(n)) => drained += n,
+            None => match monoio::time::timeout_at(deadline.into(), sock.readable(false)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            },
+        }
+    }
 }
 
 enum Event {

@@ -81,6 +81,11 @@ pub fn dup(stream: &impl AsRawFd) -> io::Result<std::net::TcpStream> {
     with_sock(stream, |s| s.try_clone()).map(Into::into)
 }
 
+/// Shuts the sending side (FIN once what is queued has left).
+pub fn shutdown_write(stream: &impl AsRawFd) -> io::Result<()> {
+    with_sock(stream, |s| s.shutdown(std::net::Shutdown::Write))
+}
+
 /// Runs `f` on a socket2 view of the stream's descriptor.
 fn with_sock<T>(stream: &impl AsRawFd, f: impl FnOnce(SockRef<'_>) -> T) -> T {
     // SAFETY: the descriptor belongs to `stream`, which the caller borrows for the whole call

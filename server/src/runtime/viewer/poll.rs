@@ -63,9 +63,10 @@ impl PollIo {
         })
     }
 
-    /// The connection back (to close it gently).
-    pub fn into_inner(self) -> Viewer {
-        self.v
+    /// The socket, through its second descriptor: it stays open while this is held, after
+    /// the connection itself is dropped (to close it gently).
+    pub fn socket(&self) -> Rc<TcpStream> {
+        self.ready.clone()
     }
 
     fn wait(
