@@ -60,8 +60,8 @@ impl Shared {
 }
 
 /// Serves an HTTP/2 connection until it closes.
-pub fn serve(active: Active, viewer: Viewer) -> impl std::future::Future<Output = ()> {
-    async move { run(active, viewer).await }
+pub async fn serve(active: Active, viewer: Viewer) {
+    run(active, viewer).await
 }
 
 /// The h2 server options from `[server.http2]`.
@@ -149,8 +149,11 @@ async fn linger(sock: &monoio::net::TcpStream) {
     }
 }
 
+/// A stream as h2 hands it over: its request and the handle to answer it.
+type Accepted = (http::Request<h2::RecvStream>, h2::server::SendResponse<Bytes>);
+
 enum Event {
-    Stream(Option<Result<(http::Request<h2::RecvStream>, h2::server::SendResponse<Bytes>), h2::Error>>),
+    Stream(Option<Result<Box<Accepted>, h2::Error>>),
     Tick,
     Calm,
 }
@@ -177,12 +180,13 @@ async fn accept_streams(
             }
         });
         let ev = monoio::select! {
-            s = conn.accept() => Event::Stream(s),
+            s = conn.accept() => Event::Stream(s.map(|r| r.map(Box::new))),
             _ = &mut tick => Event::Tick,
             _ = calm => Event::Calm,
         };
         match ev {
-            Event::Stream(Some(Ok((req, respond)))) => {
+            Event::Stream(Some(Ok(accepted))) => {
+                let (req, respond) = *accepted;
                 first = false;
                 let gen = w.newest().unwrap_or_else(|| w.clone());
                 shared.streams.set(shared.streams.get() + 1);

@@ -363,8 +363,14 @@ fn h2load_and_the_access_log() {
     }
     let origin = cached_origin();
     let e = Edge::start(&origin, "");
-    for url in [format!("https://127.0.0.1:{}/1k.bin", e.https), format!("http://127.0.0.1:{}/cached/1024.bin", e.http)] {
-        let out = Command::new("h2load").args(["-n", "2000", "-c", "4", "-m", "10", &url]).output().unwrap();
+    for url in [
+        format!("https://127.0.0.1:{}/1k.bin", e.https),
+        format!("http://127.0.0.1:{}/cached/1024.bin", e.http),
+    ] {
+        let out = Command::new("h2load")
+            .args(["-n", "2000", "-c", "4", "-m", "10", &url])
+            .output()
+            .unwrap();
         let s = String::from_utf8_lossy(&out.stdout);
         assert!(s.contains("2000 succeeded, 0 failed, 0 errored"), "{url}: {s}");
         assert!(s.contains("status codes: 2000 2xx"), "{url}: {s}");
@@ -375,17 +381,31 @@ fn h2load_and_the_access_log() {
     let t0 = Instant::now();
     let lines = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<String> = text.lines().filter(|l| !l.starts_with('#')).map(String::from).collect();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect();
         if lines.len() >= 4000 || t0.elapsed() > Duration::from_secs(10) {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(lines.len(), 4000);
-    assert!(lines.iter().all(|l| l.split('\t').any(|f| f == "HTTP/2.0")), "{}", lines[0]);
-    let hits = lines.iter().filter(|l| l.contains("/cached/1024.bin") && l.split('\t').any(|f| f == "Hit")).count();
+    assert!(
+        lines.iter().all(|l| l.split('\t').any(|f| f == "HTTP/2.0")),
+        "{}",
+        lines[0]
+    );
+    let hits = lines
+        .iter()
+        .filter(|l| l.contains("/cached/1024.bin") && l.split('\t').any(|f| f == "Hit"))
+        .count();
     assert_eq!(hits, 1999, "{}", lines[lines.len() - 1]);
-    let https = lines.iter().filter(|l| l.split('\t').any(|f| f == "TLSv1.3")).count();
+    let https = lines
+        .iter()
+        .filter(|l| l.split('\t').any(|f| f == "TLSv1.3"))
+        .count();
     assert_eq!(https, 2000);
 }
 
