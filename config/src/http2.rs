@@ -86,3 +86,46 @@ pub(crate) fn check(h: &Http2, bad: &mut impl FnMut(String, String)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    const BASE: &str =
+        "[[origins]]\nid = \"s\"\npath = \".\"\n[default_cache_behavior]\ntarget_origin = \"s\"\n";
+
+    #[test]
+    fn defaults_are_safe_and_keys_are_read() {
+        let cfg = crate::Config::from_toml_str(BASE).unwrap();
+        assert!(!cfg.server.h2c);
+        assert_eq!(cfg.server.http2.max_concurrent_streams, 128);
+        let cfg = crate::Config::from_toml_str(&format!(
+            "[server]\nh2c = true\n[server.http2]\nmax_concurrent_streams = 7\nsend_timeout = \"2s\"\n{BASE}"
+        ))
+        .unwrap();
+        assert!(cfg.server.h2c);
+        assert_eq!(cfg.server.http2.max_concurrent_streams, 7);
+        assert_eq!(cfg.server.http2.send_timeout.0, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn every_bad_limit_is_reported_with_its_key() {
+        let text = format!(
+            "[server.http2]\nmax_concurrent_streams = 0\nstream_window = 100\nconnection_window = \"4GiB\"\nheader_table_size = \"2MiB\"\nmax_resets = 0\nreset_interval = \"0s\"\n{BASE}"
+        );
+        let e = crate::Config::from_toml_str(&text).unwrap_err().to_string();
+        for key in [
+            "server.http2.max_concurrent_streams",
+            "server.http2.stream_window",
+            "server.http2.connection_window",
+            "server.http2.header_table_size",
+            "server.http2.max_resets",
+            "server.http2.reset_interval",
+        ] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
+        let e =
+            crate::Config::from_toml_str(&format!("[server.http2]\nmax_streams = 5\n{BASE}")).unwrap_err();
+        assert!(e.to_string().contains("max_streams"), "{e}");
+    }
+}
