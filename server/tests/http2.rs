@@ -123,6 +123,7 @@ target_origin = "site"
 [[behaviors]]
 path_pattern = "/cached/*"
 target_origin = "app"
+allowed_methods = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 
 [cache]
 path = "{d}/slab"
@@ -573,4 +574,33 @@ fn goaway_on_shutdown_and_reload_lets_the_download_finish() {
             "{sig}: no GOAWAY sent"
         );
     }
+}
+
+#[test]
+fn request_bodies_reach_the_origin() {
+    if python().is_none() {
+        return;
+    }
+    let origin = cached_origin();
+    let e = Edge::start(&origin, "");
+    let data = e.dir.path().join("post");
+    std::fs::write(&data, body(300_000, 9)).unwrap();
+    let url = format!("http://127.0.0.1:{}/cached/10.bin", e.http);
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        &format!("@{}", data.display()),
+        &url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let seen = origin.requests();
+    let post = seen
+        .iter()
+        .find(|s| s.method == "POST")
+        .expect("the POST reached the origin");
+    assert!(post.body == body(300_000, 9), "{} bytes", post.body.len());
 }
