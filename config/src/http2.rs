@@ -52,7 +52,7 @@ impl Default for Http2 {
 }
 
 /// The problems of an `[server.http2]` table, as (key, message).
-pub(crate) fn check(h: &Http2, bad: &mut impl FnMut(String, String)) {
+pub(crate) fn check(h: &Http2, mut bad: impl FnMut(String, String)) {
     let key = |k: &str| format!("server.http2.{k}");
     if h.max_concurrent_streams == 0 {
         bad(key("max_concurrent_streams"), "must be greater than 0".into());

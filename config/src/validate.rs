@@ -241,7 +241,7 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
     if s.workers > 1024 {
         bad("server.workers".into(), "at most 1024 workers".into());
     }
-    crate::http2::check(&s.http2, &mut bad);
+    crate::http2::check(&s.http2, bad);
     if let Some(a) = &cfg.admin {
         match a.listen.parse::<SocketAddr>() {
             Err(_) => bad(
