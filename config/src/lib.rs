@@ -32,10 +32,10 @@ pub use error::{ConfigError, Problem, ProblemKind};
 pub use functions::{
     EventType, Function, FunctionAssociation, FunctionRuntime, KeyValueStore, MAX_FUNCTION_BYTES,
 };
+pub use http2::Http2;
 pub use origins::{
     parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES,
 };
-pub use http2::Http2;
 pub use schema::*;
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on
