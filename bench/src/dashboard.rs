@@ -19,31 +19,13 @@ const BASE_PORT: u16 = 18087;
 const BASE_ADMIN_PORT: u16 = 18088;
 
 fn start(bin: &Path, work: &Path, name: &str, port: u16, admin: u16) -> Result<ServerProc> {
-    let config = format!(
-        r#"[server]
-listen = ["127.0.0.1:{port}"]
-workers = 1
-max_connections = 19000
-
-[[origins]]
-id = "origin"
-domain_name = "127.0.0.1"
-http_port = {origin}
-protocol = "http-only"
-keepalive = 256
-
-[default_cache_behavior]
-target_origin = "origin"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[cache]
-path = "{slab}"
-size = "1GiB"
-"#,
-        origin = crate::proxy::ORIGIN_PORT,
-        slab = work.join(format!("{name}-slab")).display()
+    let config = crate::proxy::proxy_config(
+        port,
+        &crate::proxy::plain_origin(),
+        "",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\""),
+        &work.join(format!("{name}-slab")),
+        "1GiB",
     );
     start_slabfront_with(bin, work, name, &config, port)
 }

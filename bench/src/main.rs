@@ -202,11 +202,15 @@ fn start_reference(root: &Path, work: &Path) -> Option<ServerProc> {
     Some(server)
 }
 
+/// One worker on `port` serving the directory `root`.
+fn static_config(port: u16, root: &Path) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
+    )
+}
+
 fn start_slabfront(bin: &Path, root: &Path, work: &Path) -> Result<ServerProc> {
-    let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:{SF_PORT}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
-    );
-    start_slabfront_with(bin, work, "slabfront", &config, SF_PORT)
+    start_slabfront_with(bin, work, "slabfront", &static_config(SF_PORT, root), SF_PORT)
 }
 
 /// Starts an nginx (one worker, pinned to `core`) whose configuration is the common header

@@ -23,22 +23,18 @@ fn start(bin: &Path, root: &Path, work: &Path, i: usize) -> Result<Build> {
         bin,
         work,
         &format!("static-{i}"),
-        &format!(
-            "[server]\nlisten = [\"127.0.0.1:{sp}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n"
-        ),
+        &crate::static_config(sp, root),
         sp,
     )?;
-    let proxy = start_slabfront_with(
-        bin,
-        work,
-        &format!("proxy-{i}"),
-        &format!(
-            "[server]\nlisten = [\"127.0.0.1:{pp}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"origin\"\ndomain_name = \"127.0.0.1\"\nhttp_port = {}\nprotocol = \"http-only\"\nkeepalive = 256\n\n[default_cache_behavior]\ntarget_origin = \"origin\"\n\n[cache]\npath = {:?}\nsize = \"1GiB\"\n",
-            crate::proxy::ORIGIN_PORT,
-            work.join(format!("slab-{i}"))
-        ),
+    let config = crate::proxy::proxy_config(
         pp,
-    )?;
+        &crate::proxy::plain_origin(),
+        "",
+        "",
+        &work.join(format!("slab-{i}")),
+        "1GiB",
+    );
+    let proxy = start_slabfront_with(bin, work, &format!("proxy-{i}"), &config, pp)?;
     for p in [SMALL, LARGE] {
         crate::proxy::fetch(pp, p)?;
         crate::proxy::fetch(pp, p)?;

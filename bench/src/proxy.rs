@@ -50,7 +50,27 @@ fn start_slabfront(bin: &Path, work: &Path) -> Result<ServerProc> {
 }
 
 fn start_slabfront_at(bin: &Path, work: &Path, name: &str, port: u16, slab: &Path) -> Result<ServerProc> {
-    let config = format!(
+    let config = proxy_config(port, &plain_origin(), "query_strings = \"all\"", "", slab, "4GiB");
+    start_slabfront_with(bin, work, name, &config, port)
+}
+
+/// The benchmark origin (nginx on `ORIGIN_PORT`) as a plain HTTP origin's lines.
+pub(crate) fn plain_origin() -> String {
+    format!("domain_name = \"127.0.0.1\"\nhttp_port = {ORIGIN_PORT}\nprotocol = \"http-only\"")
+}
+
+/// One worker on `port` caching in front of one origin: `origin` is that origin's lines
+/// (where it is and how to reach it), `behavior` more lines of the default behavior, `extra`
+/// more sections (e.g. `[admin]`); the slab at `slab`, `size` large.
+pub(crate) fn proxy_config(
+    port: u16,
+    origin: &str,
+    behavior: &str,
+    extra: &str,
+    slab: &Path,
+    size: &str,
+) -> String {
+    format!(
         r#"[server]
 listen = ["127.0.0.1:{port}"]
 workers = 1
@@ -58,22 +78,20 @@ max_connections = 19000
 
 [[origins]]
 id = "origin"
-domain_name = "127.0.0.1"
-http_port = {ORIGIN_PORT}
-protocol = "http-only"
+{origin}
 keepalive = 256
 
 [default_cache_behavior]
 target_origin = "origin"
-query_strings = "all"
+{behavior}
 
 [cache]
 path = "{slab}"
-size = "4GiB"
+size = "{size}"
+{extra}
 "#,
         slab = slab.display()
-    );
-    start_slabfront_with(bin, work, name, &config, port)
+    )
 }
 
 fn start_nginx_cache(work: &Path) -> Result<ServerProc> {

@@ -14,10 +14,7 @@ const ALIASES: usize = 10_000;
 pub fn run(args: &Args, bin: &Path) -> Result<()> {
     let work = tempfile::tempdir()?;
     let root = crate::make_site(work.path())?;
-    let one = format!(
-        "[server]\nlisten = [\"127.0.0.1:{}\"]\nworkers = 1\nmax_connections = 19000\n\n[[origins]]\nid = \"files\"\npath = {root:?}\n\n[default_cache_behavior]\ntarget_origin = \"files\"\n",
-        PORTS[0]
-    );
+    let one = crate::static_config(PORTS[0], &root);
     let names = |d: usize| {
         (0..ALIASES)
             .map(|i| {

@@ -12,27 +12,8 @@ const PLAIN_PORT: u16 = 18085;
 const S3_PORT: u16 = 18086;
 
 fn start(bin: &Path, work: &Path, name: &str, port: u16, origin: &str) -> Result<ServerProc> {
-    let config = format!(
-        r#"[server]
-listen = ["127.0.0.1:{port}"]
-workers = 1
-max_connections = 19000
-
-[[origins]]
-id = "origin"
-{origin}
-keepalive = 256
-
-[default_cache_behavior]
-target_origin = "origin"
-query_strings = "all"
-
-[cache]
-path = "{slab}"
-size = "1GiB"
-"#,
-        slab = work.join(format!("{name}.slab")).display()
-    );
+    let slab = work.join(format!("{name}.slab"));
+    let config = crate::proxy::proxy_config(port, origin, "query_strings = \"all\"", "", &slab, "1GiB");
     start_slabfront_with(bin, work, name, &config, port)
 }
 
@@ -63,7 +44,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
             work.path(),
             "slabfront-plain",
             PLAIN_PORT,
-            &format!("domain_name = \"127.0.0.1\"\nhttp_port = {port}\nprotocol = \"http-only\""),
+            &crate::proxy::plain_origin(),
         )?,
     ];
     let secs = args.duration;

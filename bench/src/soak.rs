@@ -103,31 +103,13 @@ fn slab_objects() -> u64 {
 }
 
 fn start_server(bin: &Path, work: &Path) -> Result<ServerProc> {
-    let config = format!(
-        r#"[server]
-listen = ["127.0.0.1:{SOAK_PORT}"]
-workers = 1
-max_connections = 19000
-
-[admin]
-listen = "127.0.0.1:{ADMIN_PORT}"
-
-[[origins]]
-id = "origin"
-domain_name = "127.0.0.1"
-http_port = {ORIGIN_PORT}
-protocol = "http-only"
-keepalive = 256
-
-[default_cache_behavior]
-target_origin = "origin"
-query_strings = "all"
-
-[cache]
-path = "{slab}"
-size = "1GiB"
-"#,
-        slab = work.join("soak-slab").display()
+    let config = crate::proxy::proxy_config(
+        SOAK_PORT,
+        &crate::proxy::plain_origin(),
+        "query_strings = \"all\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{ADMIN_PORT}\""),
+        &work.join("soak-slab"),
+        "1GiB",
     );
     start_slabfront_with(bin, work, "slabfront-soak", &config, SOAK_PORT)
 }
