@@ -220,6 +220,74 @@ fn invalidations_and_logs_are_per_distribution() {
     );
 }
 
+/// Waits until the `/metrics` series `series` reads `want` (counts land just after the
+/// response leaves), failing with the whole text if it never does.
+fn metric_reaches(admin_port: u16, series: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, text) = admin(admin_port, "GET", "/metrics", "");
+        assert_eq!(status, 200);
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok());
+        if value == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {value:?}, not {want}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_are_labelled_by_distribution() {
+    let f = two_proxied("");
+    let (p, ap) = (f.server.port, f.server.admin_port.unwrap());
+    get(p, "a.example", "/m");
+    get(p, "a.example", "/m");
+    get(p, "img.b.example", "/m");
+    get(p, "c.example", "/m");
+    let a = "distribution=\"a.example\"";
+    let b = "distribution=\"b.example\"";
+    metric_reaches(
+        ap,
+        &format!("slabfront_distribution_requests_total{{{a},status_class=\"2xx\"}}"),
+        2,
+    );
+    metric_reaches(
+        ap,
+        &format!("slabfront_distribution_requests_total{{{b},status_class=\"2xx\"}}"),
+        1,
+    );
+    metric_reaches(
+        ap,
+        &format!("slabfront_distribution_requests_by_cache_result_total{{{a},result=\"Hit\"}}"),
+        1,
+    );
+    metric_reaches(
+        ap,
+        &format!("slabfront_distribution_requests_by_cache_result_total{{{a},result=\"Miss\"}}"),
+        1,
+    );
+    metric_reaches(
+        ap,
+        &format!("slabfront_distribution_requests_by_cache_result_total{{{b},result=\"Hit\"}}"),
+        0,
+    );
+    let (_, text) = admin(ap, "GET", "/metrics", "");
+    let sent = |d: &str| -> u64 {
+        let series = format!("slabfront_distribution_sent_bytes_total{{{d}}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    // a answered twice, b once, responses of about the same size.
+    assert!(sent(b) > 0);
+    assert!(sent(a) > sent(b) * 3 / 2, "{text}");
+}
+
 #[test]
 fn one_distribution_is_served_as_the_same_at_the_top_level() {
     let site = util::site();
@@ -238,9 +306,11 @@ fn reload_adds_and_removes_distributions_without_a_failed_request() {
     let site = util::site();
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("index.html"), b"<h1>other</h1>").unwrap();
+    // With an admin listener: a distribution a reload adds is counted in `/metrics` too.
+    let with_admin = |cfg: String| format!("{cfg}\n[admin]\nlisten = \"127.0.0.1:0\"\n");
     let server = TestServer::start_config(
         tempfile::tempdir().unwrap(),
-        &one("a.example", site.path(), "index.html"),
+        &with_admin(one("a.example", site.path(), "index.html")),
     );
     let port = server.port;
     // Keep-alive traffic to a.example the whole time.
@@ -282,15 +352,20 @@ fn reload_adds_and_removes_distributions_without_a_failed_request() {
     );
     std::fs::write(
         &cfg_path,
-        format!("{}{second}", one("a.example", site.path(), "index.html")),
+        with_admin(format!("{}{second}", one("a.example", site.path(), "index.html"))),
     )
     .unwrap();
     hup();
     wait_for(&server, "configuration reloaded");
     assert_eq!(get(port, "b.example", "/").body, b"<h1>other</h1>");
     assert_eq!(get(port, "a.example", "/").body, b"<h1>index</h1>\n");
+    metric_reaches(
+        server.admin_port.unwrap(),
+        "slabfront_distribution_requests_total{distribution=\"b.example\",status_class=\"2xx\"}",
+        1,
+    );
     // Remove b again.
-    std::fs::write(&cfg_path, one("a.example", site.path(), "index.html")).unwrap();
+    std::fs::write(&cfg_path, with_admin(one("a.example", site.path(), "index.html"))).unwrap();
     let before = server.stderr().matches("configuration reloaded").count();
     hup();
     let deadline = Instant::now() + Duration::from_secs(10);

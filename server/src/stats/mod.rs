@@ -22,7 +22,7 @@
 //! let rec = slabfront::stats::Recorder::new(stats.clone(), 0);
 //! let t0 = std::time::Instant::now();
 //! rec.record(b"/index.html?x=1", 200, "Hit", false, 1024, t0);
-//! assert_eq!(stats.workers[0].dists[0].requests(), 1);
+//! assert_eq!(stats.workers[0].dist(0).unwrap().requests(), 1);
 //! ```
 
 pub mod sketch;
@@ -30,7 +30,7 @@ pub mod view;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The name of the only distribution a configuration describes today.
@@ -41,6 +41,10 @@ pub const RESULTS: [&str; 5] = ["Hit", "RefreshHit", "Miss", "Error", "Local"];
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Origins tracked per worker; origins beyond this (added by reloads) are not counted.
 pub const MAX_ORIGINS: usize = 64;
+/// Distributions tracked (every name a configuration generation has had since start);
+/// counters are allocated when a name is first registered, so an unused slot costs a
+/// pointer per worker. Distributions beyond this are served but not counted.
+pub const MAX_DISTRIBUTIONS: usize = 4096;
 /// Latency histogram buckets (log-linear in microseconds, 8 per power of two: at most 6%
 /// off; the last bucket holds everything from about 134 s on).
 pub const LATENCY_BUCKETS: usize = 200;
@@ -120,7 +124,8 @@ pub struct Window {
 
 /// One worker's share, readable by the admin thread.
 pub struct WorkerStats {
-    pub dists: Vec<DistCounters>,
+    /// By distribution index; set when the name is registered ([`Stats::dist_index`]).
+    pub dists: Box<[OnceLock<Box<DistCounters>>]>,
     pub origins: Vec<OriginCounters>,
     /// Open viewer connections that came over TLS.
     pub tls_active: AtomicU64,
@@ -128,10 +133,18 @@ pub struct WorkerStats {
     pub windows: Mutex<std::collections::VecDeque<Window>>,
 }
 
+impl WorkerStats {
+    /// Distribution `i`'s counters, once its name is registered.
+    pub fn dist(&self, i: usize) -> Option<&DistCounters> {
+        self.dists.get(i).and_then(OnceLock::get).map(|b| &**b)
+    }
+}
+
 /// Everything the dashboard reads: names, and every worker's share.
 pub struct Stats {
-    /// Distribution names, by index.
-    pub dist_names: Vec<String>,
+    /// Distribution names, by index: those of the first configuration, then any a reload
+    /// (or the CloudFront API) added. Taken by the control side only, never per request.
+    dist_names: Mutex<Vec<String>>,
     /// Origin ids, by slot (registered at start and by reloads).
     pub origin_names: Mutex<Vec<String>>,
     pub workers: Vec<Arc<WorkerStats>>,
@@ -173,7 +186,7 @@ impl Stats {
         let workers = (0..workers)
             .map(|_| {
                 Arc::new(WorkerStats {
-                    dists: dist_names.iter().map(|_| DistCounters::default()).collect(),
+                    dists: (0..MAX_DISTRIBUTIONS).map(|_| OnceLock::new()).collect(),
                     origins: (0..MAX_ORIGINS).map(|_| OriginCounters::default()).collect(),
                     tls_active: AtomicU64::new(0),
                     windows: Mutex::new(std::collections::VecDeque::new()),
@@ -181,31 +194,50 @@ impl Stats {
             })
             .collect();
         let stats = Stats {
-            dist_names,
+            dist_names: Mutex::new(Vec::new()),
             origin_names: Mutex::new(Vec::new()),
             workers,
             epoch: Instant::now(),
         };
+        for name in &dist_names {
+            stats.dist_index(name);
+        }
         for (d, o) in origins {
             stats.origin_slot(*d, o);
         }
         stats
     }
 
-    /// A distribution's index by name (`usize::MAX`, counted nowhere, for one a reload added:
-    /// the structures are sized at start).
+    /// A distribution's index by name, registering it (and allocating its counters on every
+    /// worker) if new: `usize::MAX`, counted nowhere, once [`MAX_DISTRIBUTIONS`] are taken.
+    /// Called when a configuration generation is built, never per request.
     pub fn dist_index(&self, name: &str) -> usize {
-        self.dist_names
-            .iter()
-            .position(|n| n == name)
-            .unwrap_or(usize::MAX)
+        let mut names = self.dist_names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = names.iter().position(|n| n == name) {
+            return i;
+        }
+        if names.len() >= MAX_DISTRIBUTIONS {
+            return usize::MAX;
+        }
+        let i = names.len();
+        for w in &self.workers {
+            let _ = w.dists[i].set(Box::default());
+        }
+        names.push(name.to_string());
+        i
+    }
+
+    /// Every registered distribution's name, by index.
+    pub fn dist_names(&self) -> Vec<String> {
+        self.dist_names.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// How an origin is named: its id, prefixed with its distribution's name when there are
     /// several.
     fn origin_name(&self, dist: usize, id: &str) -> String {
-        match self.dist_names.get(dist) {
-            Some(d) if self.dist_names.len() > 1 => format!("{d}/{id}"),
+        let names = self.dist_names.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(dist) {
+            Some(d) if names.len() > 1 => format!("{d}/{id}"),
             _ => id.to_string(),
         }
     }
@@ -257,7 +289,7 @@ impl Recorder {
         let mine = stats.workers[worker.min(stats.workers.len().saturating_sub(1))].clone();
         let current = Window {
             sec: stats.now_sec(),
-            dists: stats.dist_names.iter().map(|_| None).collect(),
+            dists: Vec::new(),
         };
         let core = Core {
             stats,
@@ -289,7 +321,7 @@ impl Recorder {
     /// left out), `result` the cache result (`""` for local content), `bytes` what was sent.
     pub fn record(&self, target: &[u8], status: u16, result: &str, tls: bool, bytes: u64, started: Instant) {
         let dist = self.dist;
-        let Some(d) = self.core.mine.dists.get(dist) else {
+        let Some(d) = self.core.mine.dist(dist) else {
             return;
         };
         let class = (status / 100).clamp(1, 5) as usize - 1;
@@ -310,9 +342,12 @@ impl Recorder {
         add(&d.latency[latency_bucket(us)], 1);
         let path = target.split(|&b| b == b'?').next().unwrap_or_default();
         let mut cur = self.core.current.borrow_mut();
-        if let Some(slot) = cur.dists.get_mut(dist) {
-            slot.get_or_insert_with(sketch::TopUrls::new).add(path, bytes);
+        if cur.dists.len() <= dist {
+            cur.dists.resize_with(dist + 1, || None);
         }
+        cur.dists[dist]
+            .get_or_insert_with(sketch::TopUrls::new)
+            .add(path, bytes);
     }
 
     /// One exchange with an origin: its latency, or a failure.
@@ -361,7 +396,7 @@ impl Recorder {
             }
             let fresh = Window {
                 sec: now,
-                dists: c.stats.dist_names.iter().map(|_| None).collect(),
+                dists: Vec::new(),
             };
             std::mem::replace(&mut *cur, fresh)
         };
@@ -427,15 +462,15 @@ mod tests {
         rec.origin("b", Err(()));
         rec.origin("new", Err(()));
         let w = &stats.workers[1];
-        assert_eq!(w.dists[0].requests(), 2);
-        assert_eq!(w.dists[0].status[4].load(Relaxed), 1);
-        assert_eq!(w.dists[0].result_bytes[0].load(Relaxed), 10);
-        assert_eq!(w.dists[0].tls_requests.load(Relaxed), 1);
+        assert_eq!(w.dist(0).unwrap().requests(), 2);
+        assert_eq!(w.dist(0).unwrap().status[4].load(Relaxed), 1);
+        assert_eq!(w.dist(0).unwrap().result_bytes[0].load(Relaxed), 10);
+        assert_eq!(w.dist(0).unwrap().tls_requests.load(Relaxed), 1);
         assert_eq!(w.origins[1].ok.load(Relaxed), 1);
         assert_eq!(w.origins[1].errors.load(Relaxed), 1);
         assert_eq!(w.origins[2].errors.load(Relaxed), 1);
         assert_eq!(stats.origin_names.lock().unwrap()[2], "new");
-        assert_eq!(stats.workers[0].dists[0].requests(), 0);
+        assert_eq!(stats.workers[0].dist(0).unwrap().requests(), 0);
         {
             let g = rec.tls_connection();
             assert_eq!(w.tls_active.load(Relaxed), 1);
@@ -459,7 +494,10 @@ mod tests {
         b.record(b"/y", 200, "Miss", false, 1, Instant::now());
         b.origin("o", Err(()));
         let w = &stats.workers[0];
-        assert_eq!((w.dists[0].requests(), w.dists[1].requests()), (1, 2));
+        assert_eq!(
+            (w.dist(0).unwrap().requests(), w.dist(1).unwrap().requests()),
+            (1, 2)
+        );
         assert_eq!(stats.origin_names.lock().unwrap()[0], "b/o");
         assert_eq!(w.origins[0].errors.load(Relaxed), 1);
         let cur = a.core.current.borrow();

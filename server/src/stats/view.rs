@@ -62,12 +62,13 @@ fn snapshot(stats: &Stats) -> Snapshot {
             latency: vec![0; LATENCY_BUCKETS],
             ..DistSnap::default()
         };
-        stats.dist_names.len()
+        stats.dist_names().len()
     ];
     let slots = stats.origin_names.lock().unwrap_or_else(|e| e.into_inner()).len();
     let mut origins = vec![(0, 0, 0); slots];
     for w in &stats.workers {
-        for (d, c) in dists.iter_mut().zip(&w.dists) {
+        for (i, d) in dists.iter_mut().enumerate() {
+            let Some(c) = w.dist(i) else { continue };
             for i in 0..5 {
                 d.status[i] += c.status[i].load(Relaxed);
                 d.results[i] += c.results[i].load(Relaxed);
@@ -197,7 +198,7 @@ impl Sampler {
         let sec = self.stats.now_sec();
         let dists: Vec<Value> = self
             .stats
-            .dist_names
+            .dist_names()
             .iter()
             .enumerate()
             .map(|(i, name)| self.render_dist(i, name, &now, &ring, minute, recent, sec))
@@ -372,15 +373,13 @@ impl Sampler {
                 "slabfront_sent_bytes_by_cache_result_total{{result=\"{r}\"}} {v}"
             );
         }
+        self.per_distribution(&now, &mut o);
         let _ = writeln!(
             o,
             "# HELP slabfront_origin_up 0 when every exchange with the origin in the last 10 s failed, else 1.\n# TYPE slabfront_origin_up gauge"
         );
         for (name, health) in self.origin_health() {
-            let name = name
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
+            let name = label_value(&name);
             let _ = writeln!(
                 o,
                 "slabfront_origin_up{{origin=\"{name}\"}} {}",
@@ -389,6 +388,54 @@ impl Sampler {
         }
         o
     }
+
+    /// Each distribution's requests (by status class and by cache result) and bytes sent,
+    /// labelled `distribution` with its name.
+    fn per_distribution(&self, now: &Snapshot, o: &mut String) {
+        use std::fmt::Write as _;
+        let names = self.stats.dist_names();
+        let rows = || names.iter().map(|n| label_value(n)).zip(&now.dists);
+        let _ = writeln!(
+            o,
+            "# HELP slabfront_distribution_requests_total Requests answered, by distribution and status class.\n# TYPE slabfront_distribution_requests_total counter"
+        );
+        for (name, d) in rows() {
+            for (class, v) in CLASSES.iter().zip(d.status) {
+                let _ = writeln!(
+                    o,
+                    "slabfront_distribution_requests_total{{distribution=\"{name}\",status_class=\"{class}\"}} {v}"
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP slabfront_distribution_requests_by_cache_result_total Requests, by distribution and cache result.\n# TYPE slabfront_distribution_requests_by_cache_result_total counter"
+        );
+        for (name, d) in rows() {
+            for (result, v) in RESULTS.iter().zip(d.results) {
+                let _ = writeln!(
+                    o,
+                    "slabfront_distribution_requests_by_cache_result_total{{distribution=\"{name}\",result=\"{result}\"}} {v}"
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP slabfront_distribution_sent_bytes_total Bytes sent to viewers, by distribution.\n# TYPE slabfront_distribution_sent_bytes_total counter"
+        );
+        for (name, d) in rows() {
+            let _ = writeln!(
+                o,
+                "slabfront_distribution_sent_bytes_total{{distribution=\"{name}\"}} {}",
+                d.bytes()
+            );
+        }
+    }
+}
+
+/// A Prometheus label value, escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn health_str(row: &Value) -> &'static str {
