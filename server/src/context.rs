@@ -249,6 +249,8 @@ pub struct Hosts {
     wildcard: ahash::AHashMap<String, usize>,
     /// Disabled distributions answer nothing (their names still resolve, to a refusal).
     enabled: Vec<bool>,
+    /// The listeners of `vip` distributions (bound addresses), and whose they are.
+    pub vips: Vec<(std::net::SocketAddr, usize)>,
 }
 
 impl Hosts {
@@ -275,7 +277,15 @@ impl Hosts {
             exact,
             wildcard,
             enabled,
+            vips: Vec::new(),
         }
+    }
+
+    /// The site a connection accepted on `listener` belongs to whatever its Host says: an
+    /// enabled `vip` distribution's, on a listener of its own.
+    pub fn pinned(&self, listener: std::net::SocketAddr) -> Option<Rc<Worker>> {
+        let &(_, i) = self.vips.iter().find(|(a, _)| *a == listener)?;
+        self.enabled[i].then(|| self.sites[i].clone())
     }
 
     /// The site for a Host value (port and a trailing dot ignored, case-insensitive).

@@ -192,10 +192,13 @@ impl Server {
         let mut threads = Vec::with_capacity(workers);
         let reload = Arc::new(runtime::worker::ReloadBox::default());
         let resolved = bound.addrs.clone();
+        let configured: Vec<(String, SocketAddr)> = keys.into_iter().zip(resolved.iter().copied()).collect();
+        // What the workers build from: `vip` listeners named by the addresses they got.
+        let bound_cfg = sites::bound_view(cfg, &configured);
         for (id, listeners) in bound.per_worker.into_iter().enumerate() {
             let listeners = with_tls_flags(&resolved, listeners, &parsed);
             let reload = reload.clone();
-            let cfg = cfg.clone();
+            let cfg = bound_cfg.clone();
             let settings = settings.clone();
             let proxy = proxy.clone();
             let extras = (
@@ -272,8 +275,6 @@ impl Server {
                 }
             }
         }
-        let configured: Vec<(String, SocketAddr)> =
-            keys.into_iter().zip(bound.addrs.iter().copied()).collect();
         let (tls_addrs, plain_addrs) = split_addrs(&configured);
         Ok(Server {
             configured,
@@ -356,7 +357,10 @@ impl Server {
         let added_addrs: Vec<SocketAddr> = added.iter().map(|(a, _)| *a).collect();
         let bound = runtime::listener::bind_all(&added_addrs, self.workers).map_err(|e| e.to_string())?;
         let settings = settings_of(&new);
-        let cfg = Arc::new(new.clone());
+        let mut configured = self.configured.clone();
+        configured.retain(|(c, _)| new_keys.contains(c));
+        configured.extend(added_keys.iter().cloned().zip(bound.addrs.iter().copied()));
+        let cfg = Arc::new(sites::bound_view(&new, &configured));
         {
             let mut slots = self.reload.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.clear();
@@ -390,9 +394,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.configured.retain(|(c, _)| new_keys.contains(c));
-        self.configured
-            .extend(added_keys.into_iter().zip(bound.addrs.iter().copied()));
+        self.configured = configured;
         let (tls_addrs, plain_addrs) = split_addrs(&self.configured);
         self.addrs = plain_addrs;
         self.tls_addrs = tls_addrs;

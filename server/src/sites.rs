@@ -107,8 +107,39 @@ pub fn build(
         sites.push(Rc::new(site));
         names.push((d.name.clone(), d.aliases.clone(), d.enabled));
     }
-    front.hosts = Some(Rc::new(Hosts::new(sites, names)));
+    let mut hosts = Hosts::new(sites, names);
+    hosts.vips = vip_listeners(cfg);
+    front.hosts = Some(Rc::new(hosts));
     Ok(front)
+}
+
+/// Each `vip` distribution's own listen addresses, by distribution index (the addresses as
+/// bound: [`bound_view`] has put them in the configuration).
+fn vip_listeners(cfg: &Config) -> Vec<(std::net::SocketAddr, usize)> {
+    cfg.distributions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| d.listen.iter().chain(&d.listen_tls).map(move |a| (a, i)))
+        .filter_map(|(a, i)| Some((a.parse().ok()?, i)))
+        .collect()
+}
+
+/// The configuration as the workers get it: every distribution's own listen addresses
+/// replaced by the address bound for it (`configured`: listen key → bound address), so a
+/// `vip` listener asked for on port 0 is found by the port it got.
+pub fn bound_view(cfg: &Config, configured: &[(String, std::net::SocketAddr)]) -> Config {
+    let mut out = cfg.clone();
+    let bound = |key: String| {
+        configured.iter().find(|(k, _)| *k == key).map_or_else(
+            || key.trim_start_matches("tls:").to_string(),
+            |(_, a)| a.to_string(),
+        )
+    };
+    for d in &mut out.distributions {
+        d.listen = d.listen.iter().map(|a| bound(a.clone())).collect();
+        d.listen_tls = d.listen_tls.iter().map(|a| bound(format!("tls:{a}"))).collect();
+    }
+    out
 }
 
 fn build_site(

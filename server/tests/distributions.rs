@@ -381,6 +381,46 @@ fn reload_adds_and_removes_distributions_without_a_failed_request() {
 }
 
 #[test]
+fn a_vip_distribution_answers_every_connection_on_its_own_listener() {
+    let (a, b) = (tagged("A"), tagged("B"));
+    let logs = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A free port on an address of b's own.
+    let vip = std::net::TcpListener::bind("127.0.0.21:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\n[cache]\npath = {:?}\nsize = \"64MiB\"\n{}{}",
+        dir.path().join("slab"),
+        proxied("a.example", "", a.port, &logs.path().join("a.log"), ""),
+        proxied(
+            "b.example",
+            "",
+            b.port,
+            &logs.path().join("b.log"),
+            &format!("ssl_support_method = \"vip\"\nlisten = [\"{vip}\"]"),
+        ),
+    );
+    let server = TestServer::start_config(dir, &cfg);
+    let on_vip = |host: &str| {
+        let mut c = TcpStream::connect(vip).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(format!("GET /v HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        read_response(&mut c, false).unwrap()
+    };
+    // Whatever the Host, b's listener is b's.
+    assert_eq!(on_vip("b.example").body, b"B /v");
+    assert_eq!(on_vip("a.example").body, b"B /v");
+    assert_eq!(on_vip("unknown.example").body, b"B /v");
+    // The shared listener still routes by Host.
+    assert_eq!(get(server.port, "a.example", "/v").body, b"A /v");
+    assert_eq!(get(server.port, "b.example", "/v").body, b"B /v");
+    assert_eq!(a.count(), 1);
+}
+
+#[test]
 fn every_distribution_disabled_does_not_start() {
     let site = util::site();
     let dir = tempfile::tempdir().unwrap();

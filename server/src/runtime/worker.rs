@@ -67,7 +67,7 @@ pub async fn run(
     ) {
         Ok(l) => {
             let retire = Rc::new(event_listener::Event::new());
-            let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone(), tls));
+            let task = monoio::spawn(accept_loop(slot.clone(), l, retire.clone(), addr, tls));
             accepts.push(Accepting { addr, retire, task });
         }
         Err(e) => tracing::error!(worker = w.id, error = %e, "cannot register listener"),
@@ -136,6 +136,7 @@ async fn accept_loop(
     slot: Rc<RefCell<Rc<Worker>>>,
     listener: Acceptor,
     retire: Rc<event_listener::Event>,
+    addr: std::net::SocketAddr,
     tls: bool,
 ) {
     let mut last_error_log: Option<Instant> = None;
@@ -149,7 +150,7 @@ async fn accept_loop(
             _ = retired => break,
         };
         match accepted {
-            Ok(stream) => take(&slot, stream, tls),
+            Ok(stream) => take(&slot, stream, addr, tls),
             Err(e) => {
                 // EMFILE and friends: log at most once a second and back off a little.
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
@@ -163,14 +164,24 @@ async fn accept_loop(
     // The listener closes when this returns: the connections queued on it are served
     // rather than reset by the close.
     for stream in listener.drain() {
-        take(&slot, stream, tls);
+        take(&slot, stream, addr, tls);
     }
 }
 
-/// A connection just accepted: served by the newest generation, or refused when the worker
-/// is at `max_connections`.
-fn take(slot: &Rc<RefCell<Rc<Worker>>>, stream: std::net::TcpStream, tls: bool) {
-    let w = slot.borrow().clone();
+/// A connection just accepted on `listener`: served by the newest generation (by its `vip`
+/// distribution on a listener of one's own), or refused when the worker is at
+/// `max_connections`.
+fn take(
+    slot: &Rc<RefCell<Rc<Worker>>>,
+    stream: std::net::TcpStream,
+    listener: std::net::SocketAddr,
+    tls: bool,
+) {
+    let front = slot.borrow().clone();
+    let w = match front.hosts.as_ref().filter(|h| !h.vips.is_empty()) {
+        Some(h) => h.pinned(listener).unwrap_or(front),
+        None => front,
+    };
     let stream = match monoio::net::TcpStream::from_std(stream) {
         Ok(s) => s,
         Err(e) => {
