@@ -6,7 +6,11 @@
  * pipelined requests answered in order, EPOLLOUT when the socket is full. No logging, no
  * Date, no conditional requests: a floor for what serving from memory costs, not a server.
  *
- * usage: responder PORT FOLDER
+ * With "sendfile" as a third argument the bodies are not read into memory: the head is sent
+ * from memory and the body with sendfile(2) from the open file (the second floor: what
+ * serving from the page cache costs).
+ *
+ * usage: responder PORT FOLDER [sendfile]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct file { char name[256]; char *resp; size_t len; };
+struct file { char name[256]; char *resp; size_t len; int fd; size_t head_len; size_t body_len; };
+static int use_sendfile;
 static struct file files[64];
 static int nfiles;
 static const char not_found[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
@@ -31,6 +37,9 @@ struct conn {
     size_t have;          /* request bytes buffered */
     const char *out;      /* response being sent, or NULL */
     size_t out_len, out_off;
+    int file_fd;          /* body still to go by sendfile (file_left bytes from file_off) */
+    off_t file_off;
+    size_t file_left;
     int want_out;         /* registered for EPOLLOUT */
     char buf[8192];
 };
@@ -54,18 +63,29 @@ static void load(const char *dir) {
         int hl = snprintf(head, sizeof head,
                           "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %lld\r\n\r\n",
                           (long long)st.st_size);
-        fl->len = hl + st.st_size;
-        fl->resp = malloc(fl->len);
-        memcpy(fl->resp, head, hl);
-        if (fread(fl->resp + hl, 1, st.st_size, f) != (size_t)st.st_size) { perror("fread"); exit(1); }
+        fl->head_len = hl;
+        fl->body_len = st.st_size;
+        if (use_sendfile) {
+            fl->len = hl;
+            fl->resp = malloc(hl);
+            memcpy(fl->resp, head, hl);
+            fl->fd = dup(fileno(f));
+        } else {
+            fl->len = hl + st.st_size;
+            fl->resp = malloc(fl->len);
+            memcpy(fl->resp, head, hl);
+            if (fread(fl->resp + hl, 1, st.st_size, f) != (size_t)st.st_size) { perror("fread"); exit(1); }
+            fl->fd = -1;
+        }
         fclose(f);
     }
     closedir(d);
 }
 
-static void lookup(const char *req, size_t len, const char **out, size_t *out_len) {
+static void lookup(const char *req, size_t len, const char **out, size_t *out_len, struct file **file) {
     *out = not_found;
     *out_len = sizeof not_found - 1;
+    *file = NULL;
     if (len < 6 || memcmp(req, "GET /", 5) != 0) return;
     const char *name = req + 5;
     const char *sp = memchr(name, ' ', len - 5);
@@ -74,6 +94,7 @@ static void lookup(const char *req, size_t len, const char **out, size_t *out_le
         if ((size_t)(sp - name) == strlen(files[i].name) && memcmp(name, files[i].name, sp - name) == 0) {
             *out = files[i].resp;
             *out_len = files[i].len;
+            *file = &files[i];
             return;
         }
     }
@@ -92,7 +113,8 @@ static void drop(struct conn *c) { close(c->fd); free(c); }
 static int serve(struct conn *c) {
     for (;;) {
         while (c->out) {
-            ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+            ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                             MSG_NOSIGNAL | (c->file_left ? MSG_MORE : 0));
             if (w < 0) {
                 if (errno == EAGAIN) { set_events(c, 1); return 1; }
                 return 0;
@@ -100,18 +122,37 @@ static int serve(struct conn *c) {
             c->out_off += w;
             if (c->out_off == c->out_len) c->out = NULL;
         }
+        while (c->file_left) {
+            ssize_t w = sendfile(c->fd, c->file_fd, &c->file_off, c->file_left);
+            if (w < 0) {
+                if (errno == EAGAIN) { set_events(c, 1); return 1; }
+                return 0;
+            }
+            if (w == 0) return 0;
+            c->file_left -= w;
+        }
         char *end = memmem(c->buf, c->have, "\r\n\r\n", 4);
         if (!end) { set_events(c, 0); return 1; }
         size_t n = end + 4 - c->buf;
-        lookup(c->buf, n, &c->out, &c->out_len);
+        struct file *f;
+        lookup(c->buf, n, &c->out, &c->out_len, &f);
         c->out_off = 0;
+        if (f && f->fd >= 0) {
+            c->file_fd = f->fd;
+            c->file_off = 0;
+            c->file_left = f->body_len;
+        }
         memmove(c->buf, c->buf + n, c->have - n);
         c->have -= n;
     }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s PORT FOLDER\n", argv[0]); return 2; }
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "sendfile") == 0)) {
+        fprintf(stderr, "usage: %s PORT FOLDER [sendfile]\n", argv[0]);
+        return 2;
+    }
+    use_sendfile = argc == 4;
     load(argv[2]);
     int one = 1;
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -138,7 +179,7 @@ int main(int argc, char **argv) {
                 }
                 continue;
             }
-            if (!c->out) {
+            if (!c->out && !c->file_left) {
                 ssize_t r = recv(c->fd, c->buf + c->have, sizeof c->buf - c->have, 0);
                 if (r == 0 || (r < 0 && errno != EAGAIN) || (r < 0 && c->have == sizeof c->buf)) { drop(c); continue; }
                 if (r > 0) c->have += r;

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod cheap;
+mod compare;
 mod dashboard;
 mod pair;
 mod procstat;
@@ -64,6 +65,11 @@ struct Args {
     /// statistics) measured in the same rounds, dashboard closed.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The whole comparison in one session: slabfront (slab hit and directory origin), nginx
+    /// (sendfile on and off, proxy_cache), Varnish, Traffic Server and the two C floors on
+    /// 1 KiB, the 1.3 MB page and unique-URL misses; then HTTPS and idle memory.
+    #[arg(long)]
+    compare: bool,
     /// The S3 origin benchmark (signed S3 origin vs plain HTTP origin, 1 KiB misses) instead.
     #[arg(long)]
     s3: bool,
@@ -171,34 +177,38 @@ fn start_slabfront_with(bin: &Path, work: &Path, name: &str, config: &str, port:
 /// The reference: a minimal C epoll responder answering from RAM
 /// (`bench/ref/responder.c`), compiled here with the system C compiler and pinned to core 0.
 /// `None` (with a note) when there is no C compiler.
-fn start_reference(root: &Path, work: &Path) -> Option<ServerProc> {
+/// With `sendfile`, the same responder sending bodies with sendfile(2) from the files.
+fn start_reference(root: &Path, work: &Path, port: u16, sendfile: bool) -> Option<ServerProc> {
     let src = work.join("responder.c");
     let exe = work.join("responder");
-    std::fs::write(&src, include_str!("../ref/responder.c")).ok()?;
-    let built = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status();
-    if !matches!(built, Ok(s) if s.success()) {
-        eprintln!("no C compiler (cc): the reference responder is left out");
-        return None;
+    if !exe.exists() {
+        std::fs::write(&src, include_str!("../ref/responder.c")).ok()?;
+        let built = Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .status();
+        if !matches!(built, Ok(s) if s.success()) {
+            eprintln!("no C compiler (cc): the reference responder is left out");
+            return None;
+        }
     }
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&exe)
-        .arg(REF_PORT.to_string())
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"]).arg(&exe).arg(port.to_string()).arg(root);
+    if sendfile {
+        cmd.arg("sendfile");
+    }
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
     let server = ServerProc {
-        name: "C epoll from RAM (reference)",
+        name: if sendfile {
+            "C epoll sendfile (reference)"
+        } else {
+            "C epoll from RAM (reference)"
+        },
         child,
-        port: REF_PORT,
+        port,
     };
-    wait_port(REF_PORT).ok()?;
+    wait_port(port).ok()?;
     Some(server)
 }
 
@@ -524,6 +534,9 @@ fn main() -> Result<()> {
     if args.routing {
         return routing::run(&args, &bin);
     }
+    if args.compare {
+        return compare::run(&args, &bin);
+    }
     if args.proxy {
         return proxy::run(&args, &bin);
     }
@@ -548,7 +561,7 @@ fn main() -> Result<()> {
     ];
     // The reference is measured for speed only (it holds an 8 KiB buffer per connection).
     let reference = (!args.only_memory)
-        .then(|| start_reference(&root, work.path()))
+        .then(|| start_reference(&root, work.path(), REF_PORT, false))
         .flatten();
     servers.extend(reference);
     let secs = args.duration;

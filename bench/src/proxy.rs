@@ -49,7 +49,13 @@ fn start_slabfront(bin: &Path, work: &Path) -> Result<ServerProc> {
     start_slabfront_at(bin, work, "slabfront-proxy", SF_PORT, &work.join("slab"))
 }
 
-fn start_slabfront_at(bin: &Path, work: &Path, name: &str, port: u16, slab: &Path) -> Result<ServerProc> {
+pub(crate) fn start_slabfront_at(
+    bin: &Path,
+    work: &Path,
+    name: &str,
+    port: u16,
+    slab: &Path,
+) -> Result<ServerProc> {
     let config = proxy_config(port, &plain_origin(), "query_strings = \"all\"", "", slab, "4GiB");
     start_slabfront_with(bin, work, name, &config, port)
 }
@@ -94,7 +100,7 @@ size = "{size}"
     )
 }
 
-fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
+pub(crate) fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
     let body = format!(
         r#"    access_log off;
     sendfile on;
@@ -116,7 +122,7 @@ fn start_nginx_cache(work: &Path) -> Result<ServerProc> {
     start_nginx_with(work, "nginx-cache", "0", "nginx proxy_cache", &body, NGINX_PORT)
 }
 
-fn start_varnish(work: &Path) -> Result<ServerProc> {
+pub(crate) fn start_varnish(work: &Path) -> Result<ServerProc> {
     let d = work.join("varnish");
     std::fs::create_dir_all(&d)?;
     let vcl = d.join("default.vcl");
