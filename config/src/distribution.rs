@@ -33,6 +33,9 @@ pub struct Distribution {
     /// Where this distribution's content comes from.
     #[serde(default)]
     pub origins: Vec<Origin>,
+    /// Its origin groups (CloudFront's origin failover), of its own origins.
+    #[serde(default)]
+    pub origin_groups: Vec<crate::origins::OriginGroup>,
     /// The behavior used when no path pattern matches.
     pub default_cache_behavior: CacheBehavior,
     /// Path-pattern behaviors, checked in order; the first match wins.
@@ -80,6 +83,7 @@ impl Distribution {
             comment: String::new(),
             default_root_object: cfg.default_root_object.clone(),
             origins: cfg.origins.clone(),
+            origin_groups: cfg.origin_groups.clone(),
             default_cache_behavior: cfg.default_cache_behavior.clone(),
             behaviors: cfg.behaviors.clone(),
             error_responses: cfg.error_responses.clone(),
@@ -117,6 +121,7 @@ impl Config {
             let d = d.clone();
             self.default_root_object = d.default_root_object;
             self.origins = d.origins;
+            self.origin_groups = d.origin_groups;
             self.default_cache_behavior = d.default_cache_behavior;
             self.behaviors = d.behaviors;
             self.error_responses = d.error_responses;

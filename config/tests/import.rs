@@ -41,12 +41,11 @@ fn static_site_on_s3() {
         "/etc/slabfront/tls/www.example.com.pem"
     );
     assert_eq!(c.server.listen_tls, ["0.0.0.0:443"]);
+    // The bucket behind origin access control: an S3 origin whose requests are signed.
     let o = &d.origins[0];
-    assert_eq!(
-        o.domain_name.as_deref(),
-        Some("example-site-bucket.s3.eu-west-1.amazonaws.com")
-    );
-    assert_eq!(o.protocol, OriginProtocol::HttpsOnly);
+    assert_eq!(o.s3_bucket.as_deref(), Some("example-site-bucket"));
+    assert_eq!(o.s3_region, "eu-west-1");
+    assert_eq!(o.signing_behavior, config::SigningBehavior::Always);
     let b = &d.default_cache_behavior;
     assert_eq!(
         (b.min_ttl, b.default_ttl, b.max_ttl),
@@ -69,23 +68,14 @@ fn static_site_on_s3() {
         (log.path.as_str(), log.include_cookies),
         ("/var/log/slabfront/www.example.com.log", false)
     );
-    // The bucket is private (origin access control): signing is named, commented and warned.
     assert!(
-        i.toml.contains("# not imported") && i.toml.contains("signing_behavior = \"always\""),
+        i.toml
+            .contains("s3_bucket = \"example-site-bucket\"\ns3_region = \"eu-west-1\"\n"),
         "{}",
         i.toml
     );
-    assert!(i
-        .toml
-        .contains("s3_bucket = \"example-site-bucket\", s3_region = \"eu-west-1\""));
-    for needle in [
-        "S3OriginConfig",
-        "Compress",
-        "ACM certificate",
-        "IsIPV6Enabled",
-        "HttpVersion",
-        "ConnectionAttempts",
-    ] {
+    assert_eq!(o.connection_attempts, 3);
+    for needle in ["Compress", "ACM certificate", "IsIPV6Enabled", "HttpVersion"] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
     }
 }
@@ -111,16 +101,14 @@ fn api_behind_a_load_balancer_with_caching_disabled() {
     );
     assert_eq!(b.allowed_methods.len(), 7);
     assert_eq!(b.viewer_protocol_policy, ViewerProtocolPolicy::HttpsOnly);
+    let o = &d.origins[0];
     assert!(
-        i.toml.contains("X-Origin-Verify"),
-        "custom header kept as a comment"
+        o.custom_headers.contains_key("X-Origin-Verify"),
+        "custom header mapped: {:?}",
+        o.custom_headers
     );
-    for needle in [
-        "WebACLId",
-        "CustomHeaders",
-        "OriginRequestPolicyId",
-        "OriginKeepaliveTimeout",
-    ] {
+    assert!(o.origin_keepalive_timeout.0.as_secs() > 0);
+    for needle in ["WebACLId", "OriginRequestPolicyId"] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
     }
     assert!(i.toml.contains("(AllViewerExceptHostHeader)"), "{}", i.toml);
@@ -186,7 +174,6 @@ fn multi_behavior_site() {
         "CloudFront Functions",
         "ResponseHeadersPolicyId",
         "GeoRestriction",
-        "OriginPath",
         "IAM certificate",
     ] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
@@ -199,17 +186,22 @@ fn multi_behavior_site() {
 fn origin_groups() {
     let (i, c) = import("origin-groups.json");
     let d = &c.distributions[0];
-    assert_eq!(d.default_cache_behavior.target_origin, "downloads-primary");
+    // The group is imported as one, and behaviors that targeted it still do.
+    assert_eq!(d.default_cache_behavior.target_origin, "downloads-group");
+    let g = &d.origin_groups[0];
+    assert_eq!(g.id, "downloads-group");
+    assert_eq!(g.members, ["downloads-primary", "downloads-replica"]);
+    assert_eq!(g.failover_status_codes, [500, 502, 503, 504]);
     assert_eq!(d.origins[0].read_timeout.0.as_secs(), 30);
     assert!(
         i.toml.contains(
-            "id = \"downloads-group\", members = [\"downloads-primary\", \"downloads-replica\"], \
+            "[[distributions.origin_groups]]\nid = \"downloads-group\"\nmembers = [\"downloads-primary\", \"downloads-replica\"]\n\
              failover_status_codes = [500, 502, 503, 504]"
         ),
         "{}",
         i.toml
     );
-    assert!(warned(&i, "OriginGroups[0] (downloads-group)"));
+    assert!(!warned(&i, "OriginGroups[0] (downloads-group)"));
     assert!(warned(&i, "OriginShield"));
     assert!(i.toml.contains("s3_region = \"us-west-2\""));
 }

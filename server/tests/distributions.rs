@@ -421,6 +421,39 @@ fn a_vip_distribution_answers_every_connection_on_its_own_listener() {
 }
 
 #[test]
+fn a_distribution_fails_over_within_its_own_origin_group() {
+    let (a, b) = (tagged("A"), tagged("B"));
+    let logs = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: b's primary refuses every connection.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[cache]\npath = {:?}\nsize = \"64MiB\"\n{}\n\
+         [[distributions]]\nname = \"b.example\"\n\
+         [[distributions.origins]]\nid = \"down\"\ndomain_name = \"127.0.0.1\"\nhttp_port = {dead}\nprotocol = \"http-only\"\n\
+         [[distributions.origins]]\nid = \"up\"\ndomain_name = \"127.0.0.1\"\nhttp_port = {}\nprotocol = \"http-only\"\n\
+         [[distributions.origin_groups]]\nid = \"pair\"\nmembers = [\"down\", \"up\"]\n\
+         [distributions.default_cache_behavior]\ntarget_origin = \"pair\"\n",
+        dir.path().join("slab"),
+        proxied("a.example", "", a.port, &logs.path().join("a.log"), ""),
+        b.port,
+    );
+    let server = TestServer::start_config(dir, &cfg);
+    let r = get(server.port, "b.example", "/g");
+    assert_eq!(r.body, b"B /g", "{}", server.stderr());
+    assert!(
+        r.header("cache-status").is_some_and(|c| c.contains("failover")),
+        "{:?}",
+        r.header("cache-status")
+    );
+    assert_eq!(get(server.port, "a.example", "/g").body, b"A /g");
+}
+
+#[test]
 fn every_distribution_disabled_does_not_start() {
     let site = util::site();
     let dir = tempfile::tempdir().unwrap();

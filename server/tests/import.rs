@@ -55,6 +55,10 @@ fn for_this_machine(text: &str, dir: &std::path::Path, origin_port: u16) -> Stri
         d["logging"]["path"] = value(dir.join("access.log").display().to_string());
     }
     for o in d["origins"].as_array_of_tables_mut().unwrap().iter_mut() {
+        // A bucket becomes the test's plain origin.
+        for k in ["s3_bucket", "s3_region", "signing_behavior"] {
+            o.remove(k);
+        }
         o["domain_name"] = value("127.0.0.1");
         o["http_port"] = value(i64::from(origin_port));
         o["protocol"] = value("http-only");

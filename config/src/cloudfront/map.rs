@@ -86,19 +86,13 @@ pub fn map(dc: &DistributionConfig, opts: &Options) -> Imported {
         origin(&mut out, &format!("Origins[{i}]"), o);
     }
     origin_groups(&mut out, &dc.origin_groups.items);
-    let groups = &dc.origin_groups.items;
     out.blank();
     out.line("[distributions.default_cache_behavior]");
-    behavior(
-        &mut out,
-        "DefaultCacheBehavior",
-        &dc.default_cache_behavior,
-        groups,
-    );
+    behavior(&mut out, "DefaultCacheBehavior", &dc.default_cache_behavior);
     for (i, b) in dc.cache_behaviors.items.iter().enumerate() {
         out.blank();
         out.line("[[distributions.behaviors]]");
-        behavior(&mut out, &format!("CacheBehaviors[{i}]"), b, groups);
+        behavior(&mut out, &format!("CacheBehaviors[{i}]"), b);
     }
     for e in &dc.custom_error_responses.items {
         out.blank();
@@ -269,31 +263,39 @@ fn s3_bucket_region(domain: &str) -> Option<(String, String)> {
 fn origin(out: &mut Out, from: &str, o: &cf::Origin) {
     out.line("[[distributions.origins]]");
     out.kv("id", string(&o.id));
-    out.kv("domain_name", string(&o.domain_name));
     let from = format!("{from} ({})", o.id);
     let mut read_timeout = None;
-    if let Some(s3) = &o.s3_origin_config {
-        out.kv("protocol", string("https-only"));
-        read_timeout = s3.origin_read_timeout;
-        if let Some((bucket, region)) = s3_bucket_region(&o.domain_name) {
-            let signed = !o.origin_access_control_id.is_empty() || !s3.origin_access_identity.is_empty();
-            let lines = [
-                format!("s3_bucket = {}", string(&bucket)),
-                format!("s3_region = {}", string(&region)),
-                format!(
-                    "signing_behavior = {}",
-                    string(if signed { "always" } else { "never" })
-                ),
-            ];
-            let why = if signed {
-                "a private bucket (origin access control or identity) is read with SigV4-signed \
-                 requests, which this configuration does not have yet"
-            } else {
-                "S3 origin keys are not in this configuration yet; the bucket is fetched as a \
-                 public HTTPS origin"
-            };
-            out.unmapped(&format!("{from}.S3OriginConfig"), &lines.join(", "), why);
+    let bucket = o
+        .s3_origin_config
+        .as_ref()
+        .and_then(|_| s3_bucket_region(&o.domain_name));
+    match &bucket {
+        Some((bucket, region)) => {
+            let signed = !o.origin_access_control_id.is_empty()
+                || o.s3_origin_config
+                    .as_ref()
+                    .is_some_and(|s3| !s3.origin_access_identity.is_empty());
+            out.kv("s3_bucket", string(bucket));
+            out.kv("s3_region", string(region));
+            if signed {
+                out.comment(
+                    "A private bucket (origin access control or identity): every request is \
+                     SigV4-signed with the credentials of the environment, ~/.aws/credentials or \
+                     credentials_file.",
+                );
+            }
+            out.kv(
+                "signing_behavior",
+                string(if signed { "always" } else { "never" }),
+            );
         }
+        None => out.kv("domain_name", string(&o.domain_name)),
+    }
+    if let Some(s3) = &o.s3_origin_config {
+        if bucket.is_none() {
+            out.kv("protocol", string("https-only"));
+        }
+        read_timeout = s3.origin_read_timeout;
         other(out, &format!("{from}.S3OriginConfig"), &s3.other);
     }
     if let Some(c) = &o.custom_origin_config {
@@ -309,24 +311,19 @@ fn origin(out: &mut Out, from: &str, o: &cf::Origin) {
         }
         read_timeout = c.origin_read_timeout;
         if let Some(k) = c.origin_keepalive_timeout {
-            out.unmapped(
-                &format!("{from}.OriginKeepaliveTimeout"),
-                &format!("OriginKeepaliveTimeout = {k}"),
-                "slabfront keeps idle origin connections by count (keepalive), not by time",
-            );
+            out.kv("origin_keepalive_timeout", string(&format!("{k}s")));
         }
-        let old: Vec<&String> = c
-            .origin_ssl_protocols
-            .items
-            .iter()
-            .filter(|p| *p != "TLSv1.2")
-            .collect();
+        let (kept, old): (Vec<&String>, Vec<&String>) =
+            c.origin_ssl_protocols.items.iter().partition(|p| *p == "TLSv1.2");
         if !old.is_empty() {
             out.unmapped(
                 &format!("{from}.OriginSslProtocols"),
-                &format!("OriginSslProtocols = {}", strings(&c.origin_ssl_protocols.items)),
+                &format!("OriginSslProtocols = {}", strings(&old)),
                 "slabfront speaks TLS 1.2 and 1.3 to origins, nothing older",
             );
+        }
+        if !kept.is_empty() {
+            out.kv("ssl_protocols", strings(&kept));
         }
         other(out, &format!("{from}.CustomOriginConfig"), &c.other);
     }
@@ -341,11 +338,7 @@ fn origin(out: &mut Out, from: &str, o: &cf::Origin) {
 
 fn origin_unmapped(out: &mut Out, from: &str, o: &cf::Origin) {
     if !o.origin_path.is_empty() {
-        out.unmapped(
-            &format!("{from}.OriginPath"),
-            &format!("origin_path = {}", string(&o.origin_path)),
-            "origin paths are not in this configuration yet: requests go to the origin without the prefix",
-        );
+        out.kv("origin_path", string(&o.origin_path));
     }
     if !o.custom_headers.items.is_empty() {
         let pairs: Vec<String> = o
@@ -354,18 +347,10 @@ fn origin_unmapped(out: &mut Out, from: &str, o: &cf::Origin) {
             .iter()
             .map(|h| format!("{} = {}", string(&h.header_name), string(&h.header_value)))
             .collect();
-        out.unmapped(
-            &format!("{from}.CustomHeaders"),
-            &format!("custom_headers = {{ {} }}", pairs.join(", ")),
-            "origin custom headers are not in this configuration yet",
-        );
+        out.kv("custom_headers", format!("{{ {} }}", pairs.join(", ")));
     }
     if let Some(n) = o.connection_attempts {
-        out.unmapped(
-            &format!("{from}.ConnectionAttempts"),
-            &format!("connection_attempts = {n}"),
-            "connection attempts are not in this configuration yet",
-        );
+        out.kv("connection_attempts", n);
     }
     if let Some(s) = o.origin_shield.as_ref().filter(|s| s.enabled) {
         out.unmapped(
@@ -385,44 +370,29 @@ fn origin_unmapped(out: &mut Out, from: &str, o: &cf::Origin) {
 }
 
 fn origin_groups(out: &mut Out, groups: &[cf::OriginGroup]) {
-    for (i, g) in groups.iter().enumerate() {
+    for g in groups {
         let members: Vec<&str> = g.members.items.iter().map(|m| m.origin_id.as_str()).collect();
         out.blank();
-        out.unmapped(
-            &format!("OriginGroups[{i}] ({})", g.id),
-            &format!(
-                "[[distributions.origin_groups]] id = {}, members = {}, failover_status_codes = [{}]",
-                string(&g.id),
-                strings(&members),
-                g.failover_criteria
-                    .status_codes
-                    .items
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "origin groups (failover) are not in this configuration yet: behaviors that targeted \
-             the group go to its first member",
-        );
+        out.line("[[distributions.origin_groups]]");
+        out.kv("id", string(&g.id));
+        out.kv("members", strings(&members));
+        let codes: Vec<String> = g
+            .failover_criteria
+            .status_codes
+            .items
+            .iter()
+            .map(u16::to_string)
+            .collect();
+        out.kv("failover_status_codes", format!("[{}]", codes.join(", ")));
     }
 }
 
-fn behavior(out: &mut Out, from: &str, b: &cf::CacheBehavior, groups: &[cf::OriginGroup]) {
+fn behavior(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
     if !b.path_pattern.is_empty() {
         out.kv("path_pattern", string(&b.path_pattern));
     }
-    let group = groups.iter().find(|g| g.id == b.target_origin_id);
-    match group.and_then(|g| g.members.items.first()) {
-        Some(primary) => {
-            out.comment(&format!(
-                "TargetOriginId was the origin group {}: its first member is used.",
-                b.target_origin_id
-            ));
-            out.kv("target_origin", string(&primary.origin_id));
-        }
-        None => out.kv("target_origin", string(&b.target_origin_id)),
-    }
+    // An origin group's id is a target like an origin's.
+    out.kv("target_origin", string(&b.target_origin_id));
     out.kv("viewer_protocol_policy", string(&b.viewer_protocol_policy));
     if let Some(m) = &b.allowed_methods {
         out.kv("allowed_methods", strings(&m.items));
