@@ -290,6 +290,7 @@ impl Engine {
         let mut used = Duration::ZERO;
         let mut keep = false;
         let result = slot.ctx.with(|ctx| {
+            update_stack_top(&ctx);
             let start = thread_cpu();
             budget.fired.set(false);
             budget.deadline.set(Some(start + compute));
@@ -322,6 +323,7 @@ impl Engine {
         let ctx = rquickjs::Context::full(&self.rt).map_err(|e| FnError::Engine(e.to_string()))?;
         let effects = Rc::new(RefCell::new(Effects::default()));
         let made = ctx.with(|ctx| -> rquickjs::Result<_> {
+            update_stack_top(&ctx);
             install_natives(&ctx, compiled, &self.functions, &self.stores, &effects)?;
             let reset: Function = ctx.eval_with_options(modules::PRELUDE, script_options("<prelude>"))?;
             let wrapper = load_bytecode(&ctx, &compiled.bytecode)?;
@@ -338,6 +340,15 @@ impl Engine {
             ctx,
         })
     }
+}
+
+/// QuickJS measures its stack limit from the stack top recorded when the runtime was made
+/// (or last updated), but a worker calls in from wherever its exchange is, shallower or much
+/// deeper: the top is taken again before every entry.
+fn update_stack_top(ctx: &Ctx<'_>) {
+    // SAFETY: the context is live, so JS_GetRuntime returns its live runtime; JS_UpdateStackTop
+    // only stores the current stack pointer in it.
+    unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
 }
 
 /// The handler's result as JSON (awaited when the handler is `async`).

@@ -12,7 +12,7 @@ pub(crate) enum EventKind<'a> {
 }
 
 /// Headers CloudFront never exposes to a function and no function may add.
-fn disallowed(name: &str) -> bool {
+pub(crate) fn disallowed(name: &str) -> bool {
     const EXACT: [&str; 22] = [
         "connection",
         "expect",
