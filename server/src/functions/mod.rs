@@ -40,6 +40,7 @@
 pub mod edge;
 mod engine;
 mod event;
+mod event_js;
 mod kvs;
 mod limits;
 mod modules;
