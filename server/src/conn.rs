@@ -274,8 +274,10 @@ impl Conn {
         let Some(site) = self.w.site_for(req.header("host")) else {
             return Now::Parsed(Box::new(req));
         };
+        // Edge functions run in the exchange's phases: a worker with any takes that path.
         let plain = req.body == BodyKind::None
             && !req.expect_continue
+            && site.functions.is_none()
             && crate::exchange::route::viewer_policy(&site, &req).is_none();
         let Some(crate::exchange::route::Route::Static(i, path, query)) =
             plain.then(|| crate::exchange::route::route(&site, &req))

@@ -55,6 +55,9 @@ pub struct Worker {
     /// With several distributions: which one answers a Host (each a worker of its own for
     /// its routes, origins, cache keys and log, sharing this one's connections and counters).
     pub hosts: Option<Rc<Hosts>>,
+    /// The behaviors' CloudFront Functions and this worker's engine; `None` when no
+    /// behavior runs one.
+    pub functions: Option<Rc<crate::functions::edge::EdgeFunctions>>,
     requests: Rc<Cell<u64>>,
     bufs: RefCell<Vec<Vec<u8>>>,
     /// The generation that replaced this one, after a reload.
@@ -70,6 +73,7 @@ pub struct Extras {
     pub edge: String,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub policies: Vec<config::ViewerProtocolPolicy>,
+    pub functions: Option<Rc<crate::functions::edge::EdgeFunctions>>,
 }
 
 /// Process start time, hex: makes request ids unique across restarts.
@@ -106,6 +110,7 @@ impl Worker {
             tls: extras.tls,
             policies: extras.policies,
             hosts: None,
+            functions: extras.functions,
             requests: Rc::new(Cell::new(0)),
             next: RefCell::new(None),
             active: Rc::new(Cell::new(0)),

@@ -329,6 +329,10 @@ impl Server {
         }
         let view = sites::process_view(&new);
         check_directories(&view).map_err(|e| e.to_string())?;
+        // A function that no longer compiles keeps the running generation.
+        if let Some(e) = functions::Functions::check(&new).into_iter().next() {
+            return Err(e.to_string());
+        }
         // The slab: kept open; opened now if the new configuration is the first with a
         // custom origin.
         let proxy: Option<ProxyParts> =
@@ -630,6 +634,9 @@ pub(crate) fn build_worker(
         edge,
         tls: viewer_tls,
         policies,
+        functions: functions::edge::EdgeFunctions::for_worker(id, cfg)
+            .map_err(|e| StartError::Worker(id, e.to_string()))?
+            .map(Rc::new),
     };
     Ok(Worker::new(id, settings, router, statics, extras))
 }

@@ -17,6 +17,7 @@ pub mod body;
 pub mod error;
 mod error_page;
 mod fill;
+mod functions;
 mod hit;
 pub mod origin;
 mod pass;
@@ -132,7 +133,16 @@ impl<'a, S: Sink> Exchange<'a, S> {
                 return self.respond(head, BodySource::Bytes(body)).await;
             }
         }
-        match route::route(&self.w, self.req) {
+        let route = route::route(&self.w, self.req);
+        if let Some(f) = self.w.functions.clone() {
+            return Box::pin(self.with_functions(f, route)).await;
+        }
+        self.routed(route).await
+    }
+
+    /// The phases after the route (and the viewer-request function).
+    async fn routed(&mut self, route: route::Route) -> Result<(), End> {
+        match route {
             route::Route::Custom(origin, behavior, path, query) => {
                 Box::pin(self.proxy(origin, behavior, path, query)).await
             }

@@ -25,6 +25,7 @@
 #![allow(unsafe_code)]
 
 use super::event::{self, EventKind};
+use super::event_js;
 use super::kvs::Store;
 use super::limits::Limits;
 use super::modules;
@@ -193,8 +194,7 @@ impl Engine {
 
     /// Runs a viewer-request function. The outcome is `Continue`, `Respond` or `Error`.
     pub fn run_viewer_request(&mut self, name: &str, cx: &FnContext, request: &FnRequest) -> Invocation {
-        let event = event::viewer_request_event(cx, request);
-        self.run(name, &event, EventKind::Request { original: request })
+        self.run(name, cx, request, None, EventKind::Request { original: request })
     }
 
     /// Runs a viewer-response function. The outcome is `Response` or `Error`.
@@ -205,8 +205,13 @@ impl Engine {
         request: &FnRequest,
         response: &FnResponse,
     ) -> Invocation {
-        let event = event::viewer_response_event(cx, request, response);
-        self.run(name, &event, EventKind::Response { original: response })
+        self.run(
+            name,
+            cx,
+            request,
+            Some(response),
+            EventKind::Response { original: response },
+        )
     }
 
     /// Runs a function on an event given as CloudFront's JSON (`slabfront function test`).
@@ -222,7 +227,14 @@ impl Engine {
         })
     }
 
-    fn run(&mut self, name: &str, event_json: &str, kind: EventKind<'_>) -> Invocation {
+    fn run(
+        &mut self,
+        name: &str,
+        cx: &FnContext,
+        request: &FnRequest,
+        response: Option<&FnResponse>,
+        kind: EventKind<'_>,
+    ) -> Invocation {
         let Some(&index) = self.functions.by_name.get(name) else {
             return Invocation {
                 outcome: FnOutcome::Error(FnError::Unknown(name.to_string())),
@@ -231,7 +243,14 @@ impl Engine {
                 logs: Vec::new(),
             };
         };
-        let (result, compute, effects) = self.invoke(index, event_json);
+        let (result, compute, effects) = self.invoke(
+            index,
+            &Event {
+                cx,
+                request,
+                response,
+            },
+        );
         // Logs go to the debug log, never to the viewer.
         for line in &effects.logs {
             tracing::debug!(function = name, "console: {line}");
@@ -239,7 +258,7 @@ impl Engine {
         let limits = &self.functions.limits;
         let outcome = match (result, effects.fatal) {
             (_, Some(e)) | (Err(e), None) => FnOutcome::Error(e),
-            (Ok(json), None) => event::outcome(&json, kind, effects.origin, limits),
+            (Ok(value), None) => event::outcome_value(value, kind, effects.origin, limits),
         };
         let budget = limits.compute.as_nanos().max(1);
         let c = &mut self.counters[index];
@@ -259,8 +278,12 @@ impl Engine {
         }
     }
 
-    /// One invocation: the returned value as JSON, the CPU time used, the side effects.
-    fn invoke(&mut self, index: usize, event_json: &str) -> (Result<String, FnError>, Duration, Effects) {
+    /// One invocation: the returned value, the CPU time used, the side effects.
+    fn invoke(
+        &mut self,
+        index: usize,
+        event: &Event<'_>,
+    ) -> (Result<serde_json::Value, FnError>, Duration, Effects) {
         let version = self
             .functions
             .stores
@@ -290,10 +313,11 @@ impl Engine {
         let mut used = Duration::ZERO;
         let mut keep = false;
         let result = slot.ctx.with(|ctx| {
+            update_stack_top(&ctx);
             let start = thread_cpu();
             budget.fired.set(false);
             budget.deadline.set(Some(start + compute));
-            let r = run_handler(&ctx, slot, event_json);
+            let r = run_handler(&ctx, slot, event);
             budget.deadline.set(None);
             used = thread_cpu().saturating_sub(start);
             let r = r.map_err(|e| classify(&ctx, e, budget.fired.get()));
@@ -322,6 +346,7 @@ impl Engine {
         let ctx = rquickjs::Context::full(&self.rt).map_err(|e| FnError::Engine(e.to_string()))?;
         let effects = Rc::new(RefCell::new(Effects::default()));
         let made = ctx.with(|ctx| -> rquickjs::Result<_> {
+            update_stack_top(&ctx);
             install_natives(&ctx, compiled, &self.functions, &self.stores, &effects)?;
             let reset: Function = ctx.eval_with_options(modules::PRELUDE, script_options("<prelude>"))?;
             let wrapper = load_bytecode(&ctx, &compiled.bytecode)?;
@@ -340,8 +365,24 @@ impl Engine {
     }
 }
 
-/// The handler's result as JSON (awaited when the handler is `async`).
-fn run_handler<'js>(ctx: &Ctx<'js>, slot: &Slot, event_json: &str) -> rquickjs::Result<String> {
+/// QuickJS measures its stack limit from the stack top recorded when the runtime was made
+/// (or last updated), but a worker calls in from wherever its exchange is, shallower or much
+/// deeper: the top is taken again before every entry.
+fn update_stack_top(ctx: &Ctx<'_>) {
+    // SAFETY: the context is live, so JS_GetRuntime returns its live runtime; JS_UpdateStackTop
+    // only stores the current stack pointer in it.
+    unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
+}
+
+/// What an event is built from.
+struct Event<'a> {
+    cx: &'a FnContext,
+    request: &'a FnRequest,
+    response: Option<&'a FnResponse>,
+}
+
+/// The handler's result (awaited when the handler is `async`), read out of the engine.
+fn run_handler<'js>(ctx: &Ctx<'js>, slot: &Slot, event: &Event<'_>) -> rquickjs::Result<serde_json::Value> {
     let wrapper = slot.wrapper.clone().restore(ctx)?;
     let handler: Value = wrapper.call(())?;
     let Some(handler) = handler.as_function() else {
@@ -350,15 +391,18 @@ fn run_handler<'js>(ctx: &Ctx<'js>, slot: &Slot, event_json: &str) -> rquickjs::
             "handler is not defined",
         ));
     };
-    let event = ctx.json_parse(event_json)?;
+    let event = event_js::event(ctx, event.cx, event.request, event.response)?;
     let mut result: Value = handler.call((event,))?;
     if let Some(p) = result.as_promise() {
         let p: Promise = p.clone();
         result = p.finish()?;
     }
-    match ctx.json_stringify(result)? {
-        Some(s) => Ok(s.to_string()?),
-        None => Ok("null".into()),
+    match event_js::to_json(&result, 0)? {
+        Some(v) => Ok(v),
+        None => Err(rquickjs::Exception::throw_type(
+            ctx,
+            "the returned value nests too deeply (or refers to itself)",
+        )),
     }
 }
 

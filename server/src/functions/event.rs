@@ -12,7 +12,7 @@ pub(crate) enum EventKind<'a> {
 }
 
 /// Headers CloudFront never exposes to a function and no function may add.
-fn disallowed(name: &str) -> bool {
+pub(crate) fn disallowed(name: &str) -> bool {
     const EXACT: [&str; 22] = [
         "connection",
         "expect",
@@ -121,6 +121,7 @@ fn request_json(r: &FnRequest) -> Value {
     })
 }
 
+#[cfg(test)]
 fn context_json(cx: &FnContext, event_type: &str) -> Value {
     json!({
         "distributionDomainName": cx.distribution_domain_name,
@@ -130,7 +131,9 @@ fn context_json(cx: &FnContext, event_type: &str) -> Value {
     })
 }
 
-/// The event of a viewer-request function, as JSON text.
+/// The event of a viewer-request function, as JSON text (the engine builds it directly,
+/// `event_js.rs`; this is the reference its tests compare with).
+#[cfg(test)]
 pub(crate) fn viewer_request_event(cx: &FnContext, request: &FnRequest) -> String {
     json!({
         "version": "1.0",
@@ -142,6 +145,7 @@ pub(crate) fn viewer_request_event(cx: &FnContext, request: &FnRequest) -> Strin
 }
 
 /// The event of a viewer-response function, as JSON text.
+#[cfg(test)]
 pub(crate) fn viewer_response_event(cx: &FnContext, request: &FnRequest, response: &FnResponse) -> String {
     json!({
         "version": "1.0",
@@ -266,16 +270,26 @@ fn check_headers(
 }
 
 /// What the returned JSON means for this event, checked as CloudFront checks it.
+#[cfg(test)]
 pub(crate) fn outcome(
     json: &str,
     kind: EventKind<'_>,
     origin: Option<OriginChoice>,
     limits: &Limits,
 ) -> FnOutcome {
-    let value: Value = match serde_json::from_str(json) {
-        Ok(v) => v,
-        Err(e) => return FnOutcome::Error(FnError::InvalidReturn(e.to_string())),
-    };
+    match serde_json::from_str(json) {
+        Ok(v) => outcome_value(v, kind, origin, limits),
+        Err(e) => FnOutcome::Error(FnError::InvalidReturn(e.to_string())),
+    }
+}
+
+/// As [`outcome`], on the value itself.
+pub(crate) fn outcome_value(
+    value: Value,
+    kind: EventKind<'_>,
+    origin: Option<OriginChoice>,
+    limits: &Limits,
+) -> FnOutcome {
     let result = match kind {
         EventKind::Request { original } => match value.get("statusCode") {
             Some(_) => response_of(&value, None, limits).map(FnOutcome::Respond),

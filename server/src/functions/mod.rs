@@ -37,8 +37,10 @@
 //! }
 //! ```
 
+pub mod edge;
 mod engine;
 mod event;
+mod event_js;
 mod kvs;
 mod limits;
 mod modules;
@@ -71,6 +73,12 @@ impl Stores {
         };
         (self.version.load(Ordering::Acquire), current.clone())
     }
+}
+
+/// Whether CloudFront keeps a header away from functions (hop-by-hop fields, its own):
+/// not in the event, and kept as they were around what a function returns.
+pub fn hidden(lower_name: &str) -> bool {
+    event::disallowed(lower_name)
 }
 
 /// The exchange a function runs for: CloudFront's `event.context` and `event.viewer`.
