@@ -61,6 +61,12 @@ pub struct Config {
     /// Key-value stores functions read.
     #[serde(default)]
     pub key_value_stores: Vec<crate::functions::KeyValueStore>,
+    /// Named sets of parents (shield nodes) origins are fetched through (`fleet.rs`).
+    #[serde(default)]
+    pub parent_pools: Vec<crate::fleet::ParentPool>,
+    /// This node's fleet and its etcd control plane. Off when absent.
+    #[serde(default)]
+    pub cluster: Option<crate::fleet::Cluster>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -340,6 +346,15 @@ pub struct Origin {
     /// Active health checks (off when absent; failures are noticed passively anyway).
     #[serde(default)]
     pub health_check: Option<crate::origins::HealthCheck>,
+    /// Parents (`"host:port"` of shield nodes) this origin is fetched through (`fleet.rs`).
+    #[serde(default)]
+    pub parents: Vec<String>,
+    /// A `[[parent_pools]]` id, instead of `parents`.
+    #[serde(default)]
+    pub parent_pool: Option<String>,
+    /// When every parent fails, fetch from the origin itself (else the error is answered).
+    #[serde(default = "crate::origins::default_true")]
+    pub parent_fallback_to_origin: bool,
 }
 
 fn default_connect_timeout() -> Duration {

@@ -19,6 +19,7 @@ mod error_page;
 mod fill;
 mod hit;
 pub mod origin;
+mod parent;
 mod pass;
 pub mod relay;
 pub mod response;
