@@ -214,6 +214,9 @@ pub struct Server {
     pub body_timeout: Duration,
     /// On SIGTERM/SIGINT, how long in-flight responses get to finish.
     pub shutdown_grace: Duration,
+    /// On SIGTERM/SIGINT, how long `/healthz` answers 503 before the listeners close, so a
+    /// load balancer withdraws this node first (`docs/fleet.md`). 0: close at once.
+    pub drain_delay: Duration,
     /// Per-worker memory for hot static files.
     pub file_cache_bytes: Size,
     /// Files up to this size are kept in memory; larger ones are streamed from disk.
@@ -245,6 +248,7 @@ impl Default for Server {
             keepalive_timeout: Duration::secs(60),
             body_timeout: Duration::secs(30),
             shutdown_grace: Duration::secs(10),
+            drain_delay: Duration::secs(0),
             file_cache_bytes: Size(256 << 20),
             file_cache_max_file: Size(16 << 20),
             file_cache_revalidate: Duration::secs(1),
