@@ -21,6 +21,7 @@ pub mod cloudfront;
 mod distribution;
 mod distributions;
 mod error;
+mod fleet;
 mod functions;
 mod http2;
 mod locate;
@@ -29,6 +30,7 @@ mod schema;
 mod validate;
 
 pub use error::{ConfigError, Problem, ProblemKind};
+pub use fleet::{parse_parent, Cluster, ParentPool};
 pub use functions::{
     EventType, Function, FunctionAssociation, FunctionRuntime, KeyValueStore, MAX_FUNCTION_BYTES,
 };

@@ -72,6 +72,9 @@ pub(crate) fn default_ssl_protocols() -> Vec<String> {
 pub(crate) fn default_connection_attempts() -> u32 {
     3
 }
+pub(crate) fn default_true() -> bool {
+    true
+}
 fn default_health_interval() -> Duration {
     Duration::secs(10)
 }
@@ -243,6 +246,7 @@ pub(crate) fn is_target(cfg: &Config, id: &str) -> bool {
 pub(crate) fn check(cfg: &Config, bad: &mut impl FnMut(String, String), machine: &impl Fn(String, String)) {
     for (i, o) in cfg.origins.iter().enumerate() {
         check_origin(i, o, bad);
+        crate::fleet::check_origin(cfg, i, o, bad);
         if let Some(f) = o.credentials_file.as_ref().filter(|_| o.is_s3()) {
             if let Err(e) = std::fs::metadata(f) {
                 machine(format!("origins[{i}].credentials_file"), format!("{f:?}: {e}"));

@@ -61,6 +61,12 @@ pub struct Config {
     /// Key-value stores functions read.
     #[serde(default)]
     pub key_value_stores: Vec<crate::functions::KeyValueStore>,
+    /// Named sets of parents (shield nodes) origins are fetched through (`fleet.rs`).
+    #[serde(default)]
+    pub parent_pools: Vec<crate::fleet::ParentPool>,
+    /// This node's fleet and its etcd control plane. Off when absent.
+    #[serde(default)]
+    pub cluster: Option<crate::fleet::Cluster>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -208,6 +214,9 @@ pub struct Server {
     pub body_timeout: Duration,
     /// On SIGTERM/SIGINT, how long in-flight responses get to finish.
     pub shutdown_grace: Duration,
+    /// On SIGTERM/SIGINT, how long `/healthz` answers 503 before the listeners close, so a
+    /// load balancer withdraws this node first (`docs/fleet.md`). 0: close at once.
+    pub drain_delay: Duration,
     /// Per-worker memory for hot static files.
     pub file_cache_bytes: Size,
     /// Files up to this size are kept in memory; larger ones are streamed from disk.
@@ -239,6 +248,7 @@ impl Default for Server {
             keepalive_timeout: Duration::secs(60),
             body_timeout: Duration::secs(30),
             shutdown_grace: Duration::secs(10),
+            drain_delay: Duration::secs(0),
             file_cache_bytes: Size(256 << 20),
             file_cache_max_file: Size(16 << 20),
             file_cache_revalidate: Duration::secs(1),
@@ -340,6 +350,15 @@ pub struct Origin {
     /// Active health checks (off when absent; failures are noticed passively anyway).
     #[serde(default)]
     pub health_check: Option<crate::origins::HealthCheck>,
+    /// Parents (`"host:port"` of shield nodes) this origin is fetched through (`fleet.rs`).
+    #[serde(default)]
+    pub parents: Vec<String>,
+    /// A `[[parent_pools]]` id, instead of `parents`.
+    #[serde(default)]
+    pub parent_pool: Option<String>,
+    /// When every parent fails, fetch from the origin itself (else the error is answered).
+    #[serde(default = "crate::origins::default_true")]
+    pub parent_fallback_to_origin: bool,
 }
 
 fn default_connect_timeout() -> Duration {

@@ -261,6 +261,8 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
     if cfg.cache.size.0 < 64 << 20 {
         bad("cache.size".into(), "must be at least 64MiB".into());
     }
+    let mut fleet_bad = bad;
+    crate::fleet::check(cfg, &mut fleet_bad);
     out.into_inner()
 }
 

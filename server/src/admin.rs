@@ -38,6 +38,8 @@ pub struct Admin {
     pub log_sink: Option<Arc<crate::observe::LogSink>>,
     /// The workers' dashboard statistics.
     pub stats: Arc<crate::stats::Stats>,
+    /// The fleet's control plane: invalidations go through etcd (`cluster`).
+    pub cluster: Option<Arc<crate::cluster::Handle>>,
 }
 
 /// Binds the admin listener and serves it on a thread of its own.
@@ -294,6 +296,9 @@ fn route(admin: &Admin, sampler: &crate::stats::view::Sampler, req: &AdminReques
         }
         ("GET", p) if p.starts_with("/invalidations/") => {
             let id = &p["/invalidations/".len()..];
+            if let Some(c) = &admin.cluster {
+                return fleet_progress(c, id);
+            }
             let Some(shared) = &admin.shared else {
                 return error(404, "no such invalidation");
             };
@@ -370,6 +375,9 @@ fn create(admin: &Admin, distribution: &str, body: &[u8]) -> Reply {
     if let Err(e) = check_paths(&parsed.paths) {
         return error(400, &e);
     }
+    if let Some(c) = &admin.cluster {
+        return fleet_create(c, distribution, parsed.paths);
+    }
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -399,6 +407,40 @@ fn create(admin: &Admin, distribution: &str, body: &[u8]) -> Reply {
     };
     tracing::info!(id, distribution, paths = ?parsed.paths, removed, "invalidation completed");
     json(201, view)
+}
+
+/// An invalidation for the whole fleet: written to etcd, applied by every node's watch;
+/// 503 when etcd cannot take it (nothing is created: the caller retries).
+fn fleet_create(c: &crate::cluster::Handle, distribution: &str, paths: Vec<String>) -> Reply {
+    match c.create(distribution, paths) {
+        Ok(r) => {
+            tracing::info!(id = %r.id, distribution, paths = ?r.paths, "invalidation written to etcd");
+            json(
+                201,
+                serde_json::json!({ "id": r.id, "status": "InProgress", "paths": r.paths, "created": r.created }),
+            )
+        }
+        Err(e) => error(503, &format!("{e}; the invalidation was not created, try again")),
+    }
+}
+
+/// `Completed` once every live node has acknowledged it.
+fn fleet_progress(c: &crate::cluster::Handle, id: &str) -> Reply {
+    match c.progress(id) {
+        Ok(Some(p)) => json(
+            200,
+            serde_json::json!({
+                "id": p.record.id,
+                "status": if p.completed() { "Completed" } else { "InProgress" },
+                "paths": p.record.paths,
+                "created": p.record.created,
+                "nodes": p.live,
+                "acknowledged": p.acked,
+            }),
+        ),
+        Ok(None) => error(404, "no such invalidation"),
+        Err(e) => error(503, &e),
+    }
 }
 
 /// `slabfront invalidate`: creates an invalidation and waits until it completes.

@@ -6,6 +6,7 @@
 //! binds, spawns and returns a handle; [`Server::wait`] blocks until a stop signal and drains.
 
 pub mod admin;
+pub mod cluster;
 pub mod conn;
 pub mod conn_h2;
 pub mod context;
@@ -56,6 +57,8 @@ impl DriverKind {
 pub struct Server {
     /// The proxy's shared state (the slab), when there are custom origins.
     pub shared: Option<Arc<proxy::Shared>>,
+    /// The fleet's control plane (`[cluster]`).
+    pub cluster: Option<Arc<cluster::Handle>>,
     /// The HTTPS listeners.
     pub tls_addrs: Vec<SocketAddr>,
     /// Every worker's counters, summed by `/metrics`.
@@ -167,8 +170,10 @@ impl Server {
 
         check_directories(&view)?;
 
-        let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
+        let node = cfg.node_name().unwrap_or_else(host_name);
         let proxy = open_proxy(&view, &node)?;
+        // Before any worker serves: caught up with the fleet's invalidations.
+        let cluster = cluster::start(cfg, &node, proxy.as_ref().map(|p| p.0.clone()));
         let site_sinks = sites::LogSinks::for_config(cfg, &sites::LogSinks::default())?;
         proxy::health::start_checks(&view);
         let metrics: Vec<Arc<observe::WorkerMetrics>> = (0..workers).map(|_| Arc::default()).collect();
@@ -283,6 +288,7 @@ impl Server {
             reload,
             node,
             shared: proxy.map(|p| p.0),
+            cluster,
             metrics,
             log_sink,
             site_sinks,

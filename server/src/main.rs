@@ -255,6 +255,14 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
         origins = ?cfg.origins.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
         "slabfront started"
     );
+    // Set on SIGTERM `server.drain_delay` before the listeners close: `/healthz` says 503
+    // while this node still serves, so a load balancer withdraws it first.
+    let withdrawing = server.draining();
+    let withdrawing = if cfg.server.drain_delay.0.is_zero() {
+        withdrawing
+    } else {
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+    };
     let admin_addr = match &cfg.admin {
         Some(a) => {
             let addr: std::net::SocketAddr = a.listen.parse().context("admin.listen")?;
@@ -262,10 +270,11 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
                 token: a.token.clone(),
                 shared: server.shared.clone(),
                 distributions: server.distribution_names(),
-                draining: server.draining(),
+                draining: withdrawing.clone(),
                 metrics: server.metrics.clone(),
                 log_sink: server.log_sink.clone(),
                 stats: server.stats.clone(),
+                cluster: server.cluster.clone(),
             };
             let bound = slabfront::admin::start(addr, admin)
                 .with_context(|| format!("cannot bind the admin listener on {addr}"))?;
@@ -312,6 +321,16 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
                 }
             }
             _ => {
+                withdrawing.store(true, std::sync::atomic::Ordering::Release);
+                let delay = cfg.server.drain_delay.0;
+                if !delay.is_zero() {
+                    tracing::info!(
+                        signal = sig,
+                        ?delay,
+                        "stopping: /healthz answers 503 before the listeners close"
+                    );
+                    std::thread::sleep(delay);
+                }
                 tracing::info!(
                     signal = sig,
                     "stopping: no new connections, draining in-flight responses"

@@ -68,7 +68,9 @@ fn hit(r: &Response) -> bool {
 fn hit_at(r: &Response, node: &str) -> bool {
     r.headers
         .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("cache-status") && v == &format!("{node}; hit"))
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cache-status"))
+        // RFC 9211's chained form: one list, the upstream caches' entries first.
+        .any(|(_, v)| v.split(", ").any(|e| e == format!("{node}; hit")))
 }
 
 fn count(origin: &Origin, path: &str) -> usize {

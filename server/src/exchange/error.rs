@@ -69,6 +69,9 @@ pub enum ExchangeError {
     Overloaded,
     /// No enabled distribution answers the request's Host (CloudFront's 403).
     UnknownHost,
+    /// The request's `Via` already names this node: forwarding it again would loop
+    /// (parents configured in a circle). 508, never forwarded.
+    LoopDetected,
 }
 
 impl ExchangeError {
@@ -87,7 +90,7 @@ impl ExchangeError {
             | E::PreconditionFailed
             | E::UnknownHost => Fault::Viewer,
             E::Origin(_) | E::OriginCutShort => Fault::Origin,
-            E::OriginUnavailable => Fault::Configuration,
+            E::OriginUnavailable | E::LoopDetected => Fault::Configuration,
             E::Overloaded => Fault::Internal,
         }
     }
@@ -106,7 +109,8 @@ impl ExchangeError {
             | E::MethodNotAllowed { .. }
             | E::PreconditionFailed
             | E::UnknownHost
-            | E::OriginUnavailable => false,
+            | E::OriginUnavailable
+            | E::LoopDetected => false,
         }
     }
 
@@ -125,6 +129,7 @@ impl ExchangeError {
             E::OriginUnavailable | E::OriginCutShort => 502,
             E::Origin(e) => e.status(),
             E::Overloaded => 503,
+            E::LoopDetected => 508,
         })
     }
 
@@ -146,6 +151,7 @@ impl ExchangeError {
             E::Origin(_) | E::OriginCutShort => "origin unreachable or invalid",
             E::Overloaded => "too many connections",
             E::UnknownHost => "The request could not be satisfied: no distribution answers this host.",
+            E::LoopDetected => "Loop Detected: this request has already passed this node",
         }
     }
 
@@ -214,6 +220,7 @@ mod tests {
             (E::OriginCutShort, 502, Fault::Origin, true),
             (E::Overloaded, 503, Fault::Internal, true),
             (E::UnknownHost, 403, Fault::Viewer, false),
+            (E::LoopDetected, 508, Fault::Configuration, false),
         ];
         for (e, status, fault, retry) in cases {
             assert_eq!(e.status().0, status, "{e:?}");

@@ -5,6 +5,7 @@
 
 use super::hit::{bring_in_head, lookup};
 use super::origin::{exchange_head, request_head};
+use super::parent::fill_head;
 use super::relay::{origin_head, Relay};
 use super::store::{
     meta_for, plan_store, refresh_stored, response_cc, stale_if_error_allows, stored_headers, validators_of,
@@ -52,6 +53,11 @@ impl<S: Sink> Exchange<'_, S> {
             let (head, body) = ExchangeError::OriginUnavailable.answer();
             return self.respond(head, BodySource::Bytes(body)).await;
         };
+        if super::parent::loops(req, &px.shared.via) {
+            self.sink.discard_body(req).await?;
+            let (head, body) = ExchangeError::LoopDetected.answer();
+            return self.respond(head, BodySource::Bytes(body)).await;
+        }
         let extension = req.method == Method::Other && b.allowed.is_all();
         if !b.allowed.contains(req.method) && !extension {
             self.sink.discard_body(req).await?;
@@ -137,11 +143,12 @@ impl<S: Sink> Exchange<'_, S> {
         let epoch = px.shared.epoch.load(std::sync::atomic::Ordering::SeqCst);
         let validators = stale.as_ref().map(|f| validators_of(&f.meta));
         let request_ms = now_ms();
-        // The one hook of origin groups: the primary, else the secondary (proxy::failover).
+        // The one hook of parents and origin groups: a parent by rendezvous hashing
+        // (proxy::parents), else the primary, else the secondary (proxy::failover).
         let (origin, client, answer) =
-            crate::proxy::failover::exchange(px, origin, client, req.method, async |c| {
+            crate::proxy::parents::exchange(px, origin, client, &keyed.key, req.method, async |c| {
                 let peer = self.sink.peer();
-                let head = request_head(b"GET", keyed, c, &px.shared.via, peer, validators.as_ref(), None);
+                let head = fill_head(req, keyed, c, &px.shared.via, peer, validators.as_ref());
                 self.exchange_head_relaying(c, head).await
             })
             .await;

@@ -148,11 +148,16 @@ impl<S: Sink> Exchange<'_, S> {
             close: false,
         };
         let mut has_date = false;
+        let mut upstream_status: Vec<&[u8]> = Vec::new();
         for (n, v) in &m.headers {
             if status == 304 && !kept_on_304(n) {
                 continue;
             }
             if n.eq_ignore_ascii_case("age") || targeted(&n.to_ascii_lowercase()) {
+                continue;
+            }
+            if n.eq_ignore_ascii_case("cache-status") {
+                upstream_status.push(v.as_slice());
                 continue;
             }
             if n.eq_ignore_ascii_case("content-range") && range.is_some() {
@@ -167,7 +172,11 @@ impl<S: Sink> Exchange<'_, S> {
         head.field_u64("Age", age);
         head.field("Via", px.shared.via.as_bytes());
         let mut head = head.with_cache(cache);
-        head.field("Cache-Status", format!("{}; {}", px.shared.node, detail));
+        let ours = format!("{}; {}", px.shared.node, detail);
+        head.field(
+            "Cache-Status",
+            super::relay::chain_cache_status(&upstream_status, &ours),
+        );
         let body = match (status, range) {
             (206, Some((a, b))) => {
                 head.field("Content-Range", format!("bytes {a}-{b}/{len}"));

@@ -20,6 +20,7 @@ mod fill;
 mod functions;
 mod hit;
 pub mod origin;
+mod parent;
 mod pass;
 pub mod relay;
 pub mod response;

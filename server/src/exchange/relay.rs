@@ -196,6 +196,7 @@ pub fn origin_head<'a>(
     };
     let conn = connection_names(resp.header_values("connection"));
     let mut origin_via = None;
+    let mut upstream_status: Vec<&[u8]> = Vec::new();
     let mut has_date = false;
     for (n, v) in &resp.headers {
         let l = n.to_ascii_lowercase();
@@ -204,6 +205,10 @@ pub fn origin_head<'a>(
         }
         if l == "via" {
             origin_via = Some(v);
+            continue;
+        }
+        if l == "cache-status" {
+            upstream_status.push(v.as_slice());
             continue;
         }
         has_date |= l == "date";
@@ -224,7 +229,10 @@ pub fn origin_head<'a>(
         }
     }
     let mut head = head.with_cache(cache);
-    head.field("Cache-Status", format!("{node}; {detail}"));
+    head.field(
+        "Cache-Status",
+        chain_cache_status(&upstream_status, &format!("{node}; {detail}")),
+    );
     let body_allowed = !matches!(resp.status, 204 | 304) && resp.status >= 200;
     head.length = match resp.framing {
         Framing::Length(n) if body_allowed => BodyLength::Known(n),
@@ -233,4 +241,16 @@ pub fn origin_head<'a>(
         _ => BodyLength::None,
     };
     head
+}
+
+/// `Cache-Status` in RFC 9211's chained form: the upstream caches' entries first (a parent
+/// and the caches behind it), this node's last.
+pub fn chain_cache_status(upstream: &[&[u8]], ours: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ours.len() + upstream.iter().map(|u| u.len() + 2).sum::<usize>());
+    for u in upstream {
+        v.extend_from_slice(u);
+        v.extend_from_slice(b", ");
+    }
+    v.extend_from_slice(ours.as_bytes());
+    v
 }

@@ -35,6 +35,7 @@ impl Status {
             503 => "Service Unavailable",
             504 => "Gateway Timeout",
             505 => "HTTP Version Not Supported",
+            508 => "Loop Detected",
             _ => "Unknown",
         }
     }

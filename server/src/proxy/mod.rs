@@ -9,6 +9,7 @@ pub mod health;
 pub mod key;
 pub mod meta;
 pub mod origin_request;
+pub mod parents;
 pub mod policy;
 pub mod prefetch;
 pub mod s3;
@@ -322,6 +323,8 @@ impl ProxyWorker {
             });
             origins.push(Some(c));
         }
+        // Parents (shield nodes) follow the groups.
+        parents::attach(cfg, &mut origins)?;
         let mut behaviors = vec![BehaviorRt::new(&cfg.default_cache_behavior)];
         behaviors.extend(cfg.behaviors.iter().map(BehaviorRt::new));
         let errors = cfg

@@ -468,6 +468,10 @@ pub struct OriginClient {
     pub health: std::sync::Arc<super::health::Health>,
     /// Set when this client serves an origin group (this origin being its primary).
     pub group: Option<super::failover::GroupLink>,
+    /// The parents this origin is fetched through (`parents`).
+    pub parents: Option<super::parents::ParentLink>,
+    /// This client is a parent's (a shield node), not an origin's.
+    pub parent: bool,
     http_port: u16,
     https_port: u16,
     protocol: OriginProtocol,
@@ -539,6 +543,8 @@ impl OriginClient {
             shape,
             health: super::health::of(&o.id),
             group: None,
+            parents: None,
+            parent: false,
             idle: o.origin_keepalive_timeout.0,
             attempts: o.connection_attempts.max(1),
             id: o.id.clone(),
