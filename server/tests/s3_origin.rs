@@ -328,3 +328,45 @@ size = "64MiB"
         assert_eq!(r.body, b"spaces and unicode\n");
     }
 }
+
+/// A GET with this range, whole response read.
+fn ranged(s: &TestServer, path: &str, range: &str) -> util::Response {
+    s.get(path, &[("Range", range)])
+}
+
+#[test]
+fn deep_ranges_of_an_object_not_stored_go_to_the_bucket_as_ranges() {
+    let size: u64 = 20 << 20;
+    let Some(moto) = Moto::start(size) else { return };
+    let s = start(&moto, &moto.keys[0], "");
+    let want = |a: u64, b: u64| (a..=b).map(big_byte).collect::<Vec<u8>>();
+    // 10 MiB in: asked of S3 as that range, answered 206 at once, not stored.
+    let (a, b) = (10 << 20, (10 << 20) + 15);
+    for _ in 0..2 {
+        let r = ranged(&s, "/big.bin", &format!("bytes={a}-{b}"));
+        assert_eq!(r.status, 206, "{}", s.stderr());
+        assert_eq!(r.body, want(a, b));
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{size}").as_str())
+        );
+        assert_ne!(
+            r.header("x-cache"),
+            Some("Hit from slabfront"),
+            "a range is not stored"
+        );
+    }
+    // The end of the object (a suffix range), the same way.
+    let r = ranged(&s, "/big.bin", "bytes=-10");
+    assert_eq!((r.status, r.body.clone()), (206, want(size - 10, size - 1)));
+    // A range near the start: the whole object is fetched and stored...
+    let r = ranged(&s, "/big.bin", "bytes=0-15");
+    assert!(matches!(r.status, 200 | 206), "{}", r.status);
+    let full = s.get("/big.bin", &[]);
+    assert_eq!(full.header("x-cache"), Some("Hit from slabfront"));
+    assert_eq!(full.body.len() as u64, size);
+    // ...after which deep ranges are hits from the slab.
+    let r = ranged(&s, "/big.bin", &format!("bytes={a}-{b}"));
+    assert_eq!((r.status, r.header("x-cache")), (206, Some("Hit from slabfront")));
+    assert_eq!(r.body, want(a, b));
+}

@@ -110,6 +110,14 @@ impl<S: Sink> Exchange<'_, S> {
                 }
                 return self.fetch(t, Some(f), None).await;
             }
+            if super::ranged::to_origin(self.req, client) {
+                // A deep range of an S3 object not stored: asked for as a range, not stored.
+                let mut ranged = keyed.clone();
+                if let Some(r) = self.req.header("range") {
+                    ranged.headers.push(("range".into(), r.to_vec()));
+                }
+                return self.pass(&ranged, px, client, t.origin).await;
+            }
             if !collapse {
                 return self.fetch(t, None, None).await;
             }

@@ -22,6 +22,7 @@ mod hit;
 pub mod origin;
 mod parent;
 mod pass;
+mod ranged;
 pub mod relay;
 pub mod response;
 pub mod route;

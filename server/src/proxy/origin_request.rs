@@ -53,6 +53,11 @@ impl Shape {
 }
 
 impl OriginClient {
+    /// Whether this origin is an S3 bucket.
+    pub fn is_s3(&self) -> bool {
+        self.shape.s3
+    }
+
     /// The head as this origin gets it (see the module docs). A head that cannot be read as
     /// one (never the case for heads the proxy builds) is sent as it is.
     pub fn finish_head(&self, head: Vec<u8>) -> Vec<u8> {
