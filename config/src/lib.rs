@@ -18,6 +18,7 @@
 //! ```
 
 pub mod cloudfront;
+mod compression;
 mod distribution;
 mod distributions;
 mod error;
@@ -28,6 +29,7 @@ mod origins;
 mod schema;
 mod validate;
 
+pub use compression::Compression;
 pub use error::{ConfigError, Problem, ProblemKind};
 pub use functions::{
     EventType, Function, FunctionAssociation, FunctionRuntime, KeyValueStore, MAX_FUNCTION_BYTES,

@@ -58,6 +58,7 @@ fn static_site_on_s3() {
         (&KeyPart::None, &KeyPart::None, &KeyPart::None)
     );
     assert_eq!(b.viewer_protocol_policy, ViewerProtocolPolicy::RedirectToHttps);
+    assert!(b.compress, "Compress = true is imported as compress = true");
     assert_eq!(d.error_responses.len(), 2);
     assert_eq!(d.error_responses[1].response_code, Some(200));
     assert_eq!(
@@ -80,7 +81,6 @@ fn static_site_on_s3() {
         .contains("s3_bucket = \"example-site-bucket\", s3_region = \"eu-west-1\""));
     for needle in [
         "S3OriginConfig",
-        "Compress",
         "ACM certificate",
         "IsIPV6Enabled",
         "HttpVersion",
