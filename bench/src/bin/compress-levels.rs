@@ -2,6 +2,9 @@
 //! small it gets: the measurement behind `[server.compression]`'s defaults
 //! (`docs/compression.md`). Run with `cargo run --release -p slabfront-bench --bin
 //! compress-levels`; each level is timed as the best of a few runs, on one core.
+//!
+//! `--page FILE` writes the page instead (for `scripts/bench-compress.sh`), and
+//! `--br LEVEL IN OUT` compresses a file with Brotli (nginx's `brotli_static` input).
 
 #[path = "../simple_index.rs"]
 mod simple_index;
@@ -20,8 +23,23 @@ fn best_of(runs: usize, f: &dyn Fn() -> Vec<u8>) -> (f64, usize) {
     (best * 1000.0, len)
 }
 
+/// The size of the benchmark's large page.
+const PAGE_SIZE: usize = 1_323_539;
+
 fn main() -> anyhow::Result<()> {
-    let page = simple_index::page(1_323_539);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["--page", out] => return Ok(std::fs::write(out, simple_index::page(PAGE_SIZE))?),
+        ["--br", level, input, out] => {
+            let data = std::fs::read(input)?;
+            let mut enc = brotli::CompressorWriter::new(Vec::new(), 64 * 1024, level.parse()?, 22);
+            enc.write_all(&data)?;
+            return Ok(std::fs::write(out, enc.into_inner())?);
+        }
+        [] => {}
+        _ => anyhow::bail!("usage: compress-levels [--page FILE | --br LEVEL IN OUT]"),
+    }
+    let page = simple_index::page(PAGE_SIZE);
     let n = page.len() as f64;
     println!("input: {} bytes\n", page.len());
     println!("| coding | level | ms | MB/s | bytes | ratio |");
