@@ -25,6 +25,7 @@ if [ ! -e /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ]; then
 fi
 W="$(mktemp -d)"
 trap 'kill $(cat "$W"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'exit 1' INT TERM
 mkdir -p "$W/site" "$W/nginx" "$W/slab"
 "$PAGE_BIN" --page "$W/site/simple.html"
 gzip -9 -k "$W/site/simple.html"
@@ -67,7 +68,7 @@ if [ -n "$BROTLI" ]; then
   LOAD="load_module /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;"
   BR_SERVERS="
-    server { listen 127.0.0.1:19548 ssl http2; brotli on; brotli_types text/html; brotli_comp_level 9; root $W/site; }
+    server { listen 127.0.0.1:19548 ssl http2; brotli on; brotli_comp_level 9; root $W/site; }
     server { listen 127.0.0.1:19549 ssl http2; brotli_static on; root $W/site; }"
 fi
 cat > "$W/nginx/nginx.conf" <<CFG
@@ -91,8 +92,8 @@ http {
     ssl_certificate_key $W/k.pem;
     # slabfront's origin (plain, identity).
     server { listen 127.0.0.1:19190; root $W/site; }
-    server { listen 127.0.0.1:19544 ssl http2; gzip on; gzip_types text/html; root $W/site; }
-    server { listen 127.0.0.1:19545 ssl http2; gzip on; gzip_types text/html; gzip_comp_level 9; root $W/site; }
+    server { listen 127.0.0.1:19544 ssl http2; gzip on; root $W/site; }
+    server { listen 127.0.0.1:19545 ssl http2; gzip on; gzip_comp_level 9; root $W/site; }
     server { listen 127.0.0.1:19546 ssl http2; gzip_static on; root $W/site; }$BR_SERVERS
 }
 CFG
@@ -121,18 +122,26 @@ HZ=$(getconf CLK_TCK)
 run() { # name pid port accept-encoding
   local name=$1 pid=$2 port=$3 ae=$4
   local url="https://127.0.0.1:$port/simple.html"
-  taskset -c 1 h2load -D 2 -c 16 -m 1 -H "Accept-Encoding: $ae" "$url" >/dev/null 2>&1 # warm-up
+  # A stalled connection is given up after 10 s (h2load counts it as timed out) rather than
+  # holding the run.
+  local h2="timeout 120 h2load -N 10 -c 16 -m 1 -H Accept-Encoding:$ae"
+  taskset -c 1 $h2 -D 2 "$url" >/dev/null 2>&1 || true # warm-up
   local t0; t0=$(cpu "$pid")
-  local out; out=$(taskset -c 1 h2load -D "$SECS" -c 16 -m 1 -H "Accept-Encoding: $ae" "$url" 2>&1)
+  local out; out=$(taskset -c 1 $h2 -D "$SECS" "$url" 2>&1 || true)
   local t1; t1=$(cpu "$pid")
   local reqs; reqs=$(echo "$out" | awk '/^requests:/{print $8}')
+  if [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+    echo "| $ae | $name | h2load stalled (killed after 120 s) | | | | | |"
+    return
+  fi
   local rps; rps=$(echo "$out" | awk '/^finished in/{print $4}')
   local cpus; cpus=$(echo "scale=3; ($t1-$t0)/$HZ" | bc)
   local per; per=$(echo "scale=0; $reqs/$cpus" | bc)
   local bytes; bytes=$(echo "$out" | awk '/^traffic:/{gsub(/[()]/,"",$3); print $3}')
   local each; each=$(echo "scale=0; $bytes/$reqs" | bc)
-  local mean; mean=$(echo "$out" | awk '/time for request:/{print $5}')
+  local mean; mean=$(echo "$out" | awk '/time for request:/{print $6}')
   local codes; codes=$(echo "$out" | awk '/^status codes:/{print $3" 2xx, "$9" 5xx"}')
+  codes="$codes, $(echo "$out" | awk '/^requests:/{print $14" timed out"}')"
   echo "| $ae | $name | $rps | $cpus | $per | $each | $mean | $codes |"
 }
 SF=$(cat "$W/sf.pid")
