@@ -12,7 +12,7 @@
 //! identity entry's key with the coding appended ([`variant_key`], so an invalidation of the
 //! URL removes it with the object), and its metadata is the identity entry's fingerprint
 //! (slab offset, time written, length): a variant of an older body is never served. It is
-//! computed once, on a compression thread ([`pool`]); the viewer that asked for it is sent
+//! computed once, on a compression thread (`compress/pool.rs`); the viewer that asked for it is sent
 //! the output as it is produced, and later hits send the stored bytes like any stored body.
 //! A miss sends the identity body (it streams from the origin) and then starts the variant
 //! for the coding its viewer would have taken, so the next request finds it.
