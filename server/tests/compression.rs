@@ -251,6 +251,33 @@ fn a_miss_sends_the_identity_and_prepares_its_viewers_coding() {
 }
 
 #[test]
+fn concurrent_viewers_compress_a_variant_once() {
+    let o = origin();
+    let s = std::sync::Arc::new(start(&o, "", ""));
+    let (identity, _) = object("/page.html");
+    get(&s, "/page.html", None, &[]);
+    let viewers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || get(&s, "/page.html", Some("br"), &[]))
+        })
+        .collect();
+    for v in viewers {
+        // Each is whole: the compressor's stream, the stored variant, or the identity
+        // (sent to those that came while it was being compressed).
+        let r = v.join().unwrap();
+        match r.header("content-encoding") {
+            Some(c) => same(&decode(c, &r.body), &identity, "a compressed answer"),
+            None => same(&r.body, &identity, "an identity answer"),
+        }
+    }
+    let made = s.stderr().matches("compressed variant").count();
+    assert_eq!(made, 1, "one compression for eight viewers");
+    let r = until_stored(&s, "/page.html", "br");
+    same(&decode("br", &r.body), &identity, "stored");
+}
+
+#[test]
 fn what_is_not_compressed_is_left_as_the_origin_sent_it() {
     let o = origin();
     let s = start(&o, "", "");

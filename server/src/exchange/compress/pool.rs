@@ -41,7 +41,12 @@ struct Job {
 /// The process-wide compression threads (started on first use).
 struct Pool {
     tx: Sender<Job>,
+    threads: usize,
 }
+
+/// Jobs queued per thread beyond which no compression is started (the viewer is sent the
+/// identity body rather than wait behind the queue; a later request makes the variant).
+const QUEUED_PER_THREAD: usize = 2;
 
 static POOL: OnceLock<Option<Pool>> = OnceLock::new();
 
@@ -63,7 +68,7 @@ fn pool() -> Option<&'static Pool> {
                 });
             started += usize::from(spawned.is_ok());
         }
-        (started > 0).then_some(Pool { tx })
+        (started > 0).then_some(Pool { tx, threads: started })
     })
     .as_ref()
 }
@@ -74,8 +79,13 @@ pub struct Pending {
     done: Arc<Event>,
 }
 
-/// Starts compressing `body` with `coding` at `level` on a compression thread.
+/// Starts compressing `body` with `coding` at `level` on a compression thread; `None` when
+/// the threads are busy.
 pub fn start(coding: Coding, level: i32, body: ReadGuard) -> Option<Pending> {
+    let pool = pool()?;
+    if pool.tx.len() >= pool.threads * QUEUED_PER_THREAD {
+        return None;
+    }
     let (out, rx) = unbounded();
     let done = Arc::new(Event::new());
     let job = Job {
@@ -85,7 +95,7 @@ pub fn start(coding: Coding, level: i32, body: ReadGuard) -> Option<Pending> {
         out,
         done: done.clone(),
     };
-    pool()?.tx.send(job).ok()?;
+    pool.tx.send(job).ok()?;
     Some(Pending { rx, done })
 }
 
