@@ -18,6 +18,7 @@
 //! ```
 
 pub mod cloudfront;
+mod compression;
 mod distribution;
 mod distributions;
 mod error;
@@ -29,6 +30,7 @@ mod origins;
 mod schema;
 mod validate;
 
+pub use compression::Compression;
 pub use error::{ConfigError, Problem, ProblemKind};
 pub use fleet::{parse_parent, Cluster, ParentPool};
 pub use functions::{

@@ -177,6 +177,7 @@ fn unset_behavior() -> CacheBehavior {
         cookies: KeyPart::None,
         viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
         function_associations: Vec::new(),
+        compress: false,
     }
 }
 
@@ -230,6 +231,8 @@ pub struct Server {
     pub h2c: bool,
     /// `[server.http2]`: HTTP/2 limits.
     pub http2: crate::http2::Http2,
+    /// `[server.compression]`: the levels of compression at the edge.
+    pub compression: crate::compression::Compression,
 }
 
 impl Default for Server {
@@ -255,6 +258,7 @@ impl Default for Server {
             node_name: None,
             h2c: false,
             http2: crate::http2::Http2::default(),
+            compression: crate::compression::Compression::default(),
         }
     }
 }
@@ -434,6 +438,11 @@ pub struct CacheBehavior {
     /// Functions run on this behavior's viewer requests and responses.
     #[serde(default)]
     pub function_associations: Vec<crate::functions::FunctionAssociation>,
+    /// Compress objects at the edge (CloudFront's "Compress objects automatically"): Brotli,
+    /// gzip or zstd, as the viewer accepts, for compressible types of 1,000 to 10,000,000
+    /// bytes the origin sent uncompressed (`docs/compression.md`).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 /// CloudFront's viewer protocol policy.

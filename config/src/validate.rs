@@ -242,6 +242,7 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
         bad("server.workers".into(), "at most 1024 workers".into());
     }
     crate::http2::check(&s.http2, bad);
+    crate::compression::check(&s.compression, bad);
     if let Some(a) = &cfg.admin {
         match a.listen.parse::<SocketAddr>() {
             Err(_) => bad(

@@ -57,6 +57,7 @@ fn static_site_on_s3() {
         (&KeyPart::None, &KeyPart::None, &KeyPart::None)
     );
     assert_eq!(b.viewer_protocol_policy, ViewerProtocolPolicy::RedirectToHttps);
+    assert!(b.compress, "Compress = true is imported as compress = true");
     assert_eq!(d.error_responses.len(), 2);
     assert_eq!(d.error_responses[1].response_code, Some(200));
     assert_eq!(
@@ -75,7 +76,7 @@ fn static_site_on_s3() {
         i.toml
     );
     assert_eq!(o.connection_attempts, 3);
-    for needle in ["Compress", "ACM certificate", "IsIPV6Enabled", "HttpVersion"] {
+    for needle in ["ACM certificate", "IsIPV6Enabled", "HttpVersion"] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
     }
 }

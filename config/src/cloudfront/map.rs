@@ -400,6 +400,9 @@ fn behavior(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
             out.kv("cached_methods", strings(&m.cached_methods.items));
         }
     }
+    if b.compress {
+        out.kv("compress", "true");
+    }
     cache_key(out, from, b);
     behavior_unmapped(out, from, b);
 }
@@ -472,13 +475,6 @@ fn cache_key(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
 }
 
 fn behavior_unmapped(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
-    if b.compress {
-        out.unmapped(
-            &format!("{from}.Compress"),
-            "compress = true",
-            "compression at the edge is not a per-behavior setting here",
-        );
-    }
     if !b.origin_request_policy_id.is_empty() {
         let name = MANAGED_ORIGIN_REQUEST_POLICIES
             .iter()

@@ -49,6 +49,8 @@ pub enum BodySource {
     Slab(SlabBody),
     /// An origin's body as it arrives, stored on the way.
     Relay(Box<Relay>),
+    /// A compressed variant as it is produced, stored at its end.
+    Compressing(Box<super::compress::Compressing>),
 }
 
 /// A file range of a directory origin.
@@ -172,7 +174,7 @@ impl BodySource {
             BodySource::Bytes(b) => Some(b.len() as u64),
             BodySource::File(f) => Some(f.len),
             BodySource::Slab(s) => Some((s.b - s.a) as u64),
-            BodySource::Relay(_) => None,
+            BodySource::Relay(_) | BodySource::Compressing(_) => None,
         }
     }
 
@@ -194,6 +196,7 @@ impl BodySource {
             BodySource::File(f) => f.next_window(file_windows).await,
             BodySource::Slab(s) => s.next_window(file_windows).await,
             BodySource::Relay(r) => Ok(r.next_piece().await?.map(Window::Bytes)),
+            BodySource::Compressing(z) => Ok(z.next_piece().await?.map(Window::Bytes)),
         }
     }
 
@@ -203,8 +206,10 @@ impl BodySource {
     /// `all`: read an origin's body to its end even when nothing is stored (HEAD, and bodies
     /// not allowed, so the origin connection is reused).
     pub async fn finish_unsent(self, all: bool) {
-        if let BodySource::Relay(r) = self {
-            r.finish_unsent(all).await;
+        match self {
+            BodySource::Relay(r) => r.finish_unsent(all).await,
+            BodySource::Compressing(z) => z.finish_unsent().await,
+            _ => {}
         }
     }
 }

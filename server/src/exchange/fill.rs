@@ -11,7 +11,7 @@ use super::store::{
     meta_for, plan_store, refresh_stored, response_cc, stale_if_error_allows, stored_headers, validators_of,
     Found, BUFFERED_MAX,
 };
-use super::{BodySource, CacheResult, End, Exchange, ExchangeError, Sink};
+use super::{compress, BodySource, CacheResult, End, Exchange, ExchangeError, Sink};
 use crate::context::Worker;
 use crate::http::Method;
 use crate::proxy::fills::{Leader, Role, NOT_STORED, STORED};
@@ -65,6 +65,7 @@ impl<S: Sink> Exchange<'_, S> {
             let (head, body) = ExchangeError::MethodNotAllowed { allow }.answer();
             return self.respond(head, BodySource::Bytes(body)).await;
         }
+        self.compress = b.compress;
         let cacheable = b.cached.contains(req.method);
         let keyed = distribution_key(px, key::build(req, &path, &query, &b.key, cacheable));
         if !cacheable {
@@ -215,9 +216,26 @@ impl<S: Sink> Exchange<'_, S> {
         };
         let failover = resp.detail.as_ref().map(|d| format!("{detail}; detail={d}"));
         let detail = failover.as_deref().unwrap_or(detail);
-        let head = origin_head(&resp, &px.shared.via, CacheResult::Miss, &px.shared.node, detail);
+        let mut head = origin_head(&resp, &px.shared.via, CacheResult::Miss, &px.shared.node, detail);
+        // A compressible object varies on Accept-Encoding; its first viewer gets the identity
+        // body as it streams from the origin, and the variant is made once it is stored.
+        let len = match head.length {
+            super::BodyLength::Known(n) => Some(n),
+            _ => None,
+        };
+        let zip = self.compress && compress::eligible(resp.status, &resp.headers, len);
+        if zip {
+            compress::mark_vary(&mut head);
+        }
+        let stored = plan.is_some();
         match Relay::start(self.w.clone(), origin, up, &resp, plan, leader).await {
-            Ok(relay) => self.respond(head, BodySource::Relay(Box::new(relay))).await,
+            Ok(relay) => {
+                self.respond(head, BodySource::Relay(Box::new(relay))).await?;
+                if zip && stored {
+                    compress::after_fill(&self.w, px, req, keyed).await;
+                }
+                Ok(())
+            }
             Err((_, leader)) => {
                 // Nothing of it reached the viewer: a clean 502 instead.
                 drop(leader);

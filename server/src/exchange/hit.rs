@@ -127,7 +127,7 @@ impl<S: Sink> Exchange<'_, S> {
             guard,
             meta: m,
             resident,
-            ..
+            key,
         } = f;
         let len = guard.body_len();
         let age = m.age_ms(now_ms()) / 1000;
@@ -177,6 +177,10 @@ impl<S: Sink> Exchange<'_, S> {
             "Cache-Status",
             super::relay::chain_cache_status(&upstream_status, &ours),
         );
+        let zip = match self.compress {
+            true => super::compress::choose(&w, px, req, &key, &guard, &m, status, range.is_some()).await,
+            false => None,
+        };
         let body = match (status, range) {
             (206, Some((a, b))) => {
                 head.field("Content-Range", format!("bytes {a}-{b}/{len}"));
@@ -199,6 +203,10 @@ impl<S: Sink> Exchange<'_, S> {
                 BodySource::Slab(SlabBody::new(w.clone(), guard, a, b, resident))
             }
             _ => BodySource::Empty,
+        };
+        let (head, body) = match zip {
+            Some(z) => z.apply(&w, req, head, body),
+            None => (head, body),
         };
         self.respond(head, body).await
     }

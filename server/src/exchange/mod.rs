@@ -14,6 +14,7 @@
 //! [`Exchange::pass`]) → respond (the sink) → log (the codec, from the head and its counts).
 
 pub mod body;
+pub mod compress;
 pub mod error;
 mod error_page;
 mod fill;
@@ -95,11 +96,18 @@ pub struct Exchange<'a, S: Sink> {
     pub w: Rc<Worker>,
     pub req: &'a Request,
     pub sink: &'a mut S,
+    /// The behavior compresses at the edge (`compress = true`; set once it is known).
+    pub compress: bool,
 }
 
 impl<'a, S: Sink> Exchange<'a, S> {
     pub fn new(w: Rc<Worker>, req: &'a Request, sink: &'a mut S) -> Self {
-        Exchange { w, req, sink }
+        Exchange {
+            w,
+            req,
+            sink,
+            compress: false,
+        }
     }
 
     /// Runs the phases until the response has been handed to the sink.

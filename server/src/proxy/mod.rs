@@ -192,6 +192,8 @@ pub struct BehaviorRt {
     pub allowed: Methods,
     pub cached: Methods,
     pub key: KeyPolicy,
+    /// Compress at the edge (`compress = true`).
+    pub compress: bool,
 }
 
 impl BehaviorRt {
@@ -206,6 +208,7 @@ impl BehaviorRt {
             allowed: Methods::from_names(&b.allowed_methods),
             cached: Methods::from_names(&b.cached_methods),
             key: KeyPolicy::new(&b.query_strings, &b.headers, &b.cookies),
+            compress: b.compress,
         }
     }
 }
@@ -232,6 +235,8 @@ pub struct ProxyWorker {
     pub key_prefix: Vec<u8>,
     /// Appends small objects to this worker's own open segment.
     pub writer: RefCell<Writer>,
+    /// `[server.compression]`: the levels of compressed variants.
+    pub compression: config::Compression,
     /// When a hit last found slab pages out of memory (see `memory_short`).
     cold: ColdClock,
     /// Entries found resident lately (see `resident_lately`).
@@ -345,6 +350,7 @@ impl ProxyWorker {
             errors,
             key_prefix: Vec::new(),
             writer,
+            compression: cfg.server.compression,
             cold: ColdClock::default(),
             memo: ResidentMemo::default(),
         })
