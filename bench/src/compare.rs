@@ -35,24 +35,14 @@ fn start_nginx_static(root: &Path, work: &Path, sendfile: bool, port: u16) -> Re
     } else {
         ("nginx-nosendfile", "nginx (sendfile off)")
     };
-    let body = format!(
-        r#"    access_log off;
-    sendfile {on};
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 100000000;
-    open_file_cache max=1000 inactive=60s;
-    open_file_cache_valid 60s;
-    types {{ text/html html; application/octet-stream bin; }}
-    server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
-        root {root};
-    }}"#,
-        on = if sendfile { "on" } else { "off" },
-        root = root.display()
-    );
-    start_nginx_with(work, dir, "0", name, &body, port)
+    start_nginx_with(
+        work,
+        dir,
+        "0",
+        name,
+        &crate::nginx_static(root, port, sendfile),
+        port,
+    )
 }
 
 /// Apache Traffic Server (Debian's `trafficserver`) as a reverse proxy cache in front of the

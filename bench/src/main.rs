@@ -273,9 +273,22 @@ http {{
 }
 
 fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
-    let body = format!(
+    start_nginx_with(
+        work,
+        "nginx",
+        "0",
+        "nginx",
+        &nginx_static(root, NGINX_PORT, true),
+        NGINX_PORT,
+    )
+}
+
+/// The inside of `http {}` for nginx serving `root` on `port` as the benchmarks run it, with
+/// `sendfile` on or off.
+fn nginx_static(root: &Path, port: u16, sendfile: bool) -> String {
+    format!(
         r#"    access_log off;
-    sendfile on;
+    sendfile {on};
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_timeout 65;
@@ -284,12 +297,12 @@ fn start_nginx(root: &Path, work: &Path) -> Result<ServerProc> {
     open_file_cache_valid 60s;
     types {{ text/html html; application/octet-stream bin; }}
     server {{
-        listen 127.0.0.1:{NGINX_PORT} reuseport backlog=4096;
+        listen 127.0.0.1:{port} reuseport backlog=4096;
         root {root};
     }}"#,
+        on = if sendfile { "on" } else { "off" },
         root = root.display()
-    );
-    start_nginx_with(work, "nginx", "0", "nginx", &body, NGINX_PORT)
+    )
 }
 
 /// The files every benchmark serves: 1 KiB and a page the size of PyPI's `/simple/`.

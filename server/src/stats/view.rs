@@ -393,43 +393,40 @@ impl Sampler {
     /// labelled `distribution` with its name.
     fn per_distribution(&self, now: &Snapshot, o: &mut String) {
         use std::fmt::Write as _;
-        let names = self.stats.dist_names();
-        let rows = || names.iter().map(|n| label_value(n)).zip(&now.dists);
-        let _ = writeln!(
-            o,
-            "# HELP slabfront_distribution_requests_total Requests answered, by distribution and status class.\n# TYPE slabfront_distribution_requests_total counter"
+        let names: Vec<String> = self.stats.dist_names().iter().map(|n| label_value(n)).collect();
+        // One family: HELP and TYPE, then a series per distribution and label value.
+        let mut family =
+            |name: &str, help: &str, label: &str, values: &dyn Fn(&DistSnap) -> Vec<(&str, u64)>| {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (d, snap) in names.iter().zip(&now.dists) {
+                    for (v, n) in values(snap) {
+                        let extra = if label.is_empty() {
+                            String::new()
+                        } else {
+                            format!(",{label}=\"{v}\"")
+                        };
+                        let _ = writeln!(o, "{name}{{distribution=\"{d}\"{extra}}} {n}");
+                    }
+                }
+            };
+        family(
+            "slabfront_distribution_requests_total",
+            "Requests answered, by distribution and status class.",
+            "status_class",
+            &|d| CLASSES.iter().copied().zip(d.status).collect(),
         );
-        for (name, d) in rows() {
-            for (class, v) in CLASSES.iter().zip(d.status) {
-                let _ = writeln!(
-                    o,
-                    "slabfront_distribution_requests_total{{distribution=\"{name}\",status_class=\"{class}\"}} {v}"
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP slabfront_distribution_requests_by_cache_result_total Requests, by distribution and cache result.\n# TYPE slabfront_distribution_requests_by_cache_result_total counter"
+        family(
+            "slabfront_distribution_requests_by_cache_result_total",
+            "Requests, by distribution and cache result.",
+            "result",
+            &|d| RESULTS.iter().copied().zip(d.results).collect(),
         );
-        for (name, d) in rows() {
-            for (result, v) in RESULTS.iter().zip(d.results) {
-                let _ = writeln!(
-                    o,
-                    "slabfront_distribution_requests_by_cache_result_total{{distribution=\"{name}\",result=\"{result}\"}} {v}"
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP slabfront_distribution_sent_bytes_total Bytes sent to viewers, by distribution.\n# TYPE slabfront_distribution_sent_bytes_total counter"
+        family(
+            "slabfront_distribution_sent_bytes_total",
+            "Bytes sent to viewers, by distribution.",
+            "",
+            &|d| vec![("", d.bytes())],
         );
-        for (name, d) in rows() {
-            let _ = writeln!(
-                o,
-                "slabfront_distribution_sent_bytes_total{{distribution=\"{name}\"}} {}",
-                d.bytes()
-            );
-        }
     }
 }
 
