@@ -62,11 +62,19 @@ pub fn distribution_from_json(dc: &Value, name: &str) -> Result<Mapped, Refused>
         return Err(Refused("DistributionConfig: no distribution".into()));
     };
     // Standard logs go to S3 in CloudFront; the mapping's file path is the importer's
-    // suggestion, which the API's caller (which owns the state directory) replaces.
+    // suggestion for a file, not something the API may write to.
     distribution.logging = None;
+    let mut ignored = imported.warnings;
+    if shapes.logging.as_ref().is_some_and(|l| l.enabled) {
+        ignored.push(
+            "Logging: standard logs are not delivered to S3 by this version; no log is written \
+             for this distribution"
+                .into(),
+        );
+    }
     Ok(Mapped {
         distribution,
-        ignored: imported.warnings,
+        ignored,
     })
 }
 
