@@ -431,6 +431,10 @@ impl Api {
     fn create(&self, body: &[u8], key: &str) -> Result<Response> {
         let dc = parse_body(body, "DistributionConfig")?;
         let caller = caller_reference(&dc)?;
+        // Mapped before taking the lock: it is the slow part, and other calls wait on the lock.
+        // Domain names are 13 random characters: they do not collide.
+        let domain = format!("{}.{}", random_id('d').to_ascii_lowercase(), self.domain);
+        let m = self.mapped(&dc, &domain)?;
         let (file, mut inner) = self.lock();
         let same = inner.store.records.values().find(|r| {
             r.distribution_config
@@ -455,8 +459,6 @@ impl Api {
                 break id;
             }
         };
-        let domain = format!("{}.{}", random_id('d').to_ascii_lowercase(), self.domain);
-        let m = self.mapped(&dc, &domain)?;
         self.check_names(&file, &inner, &m.distribution, None)?;
         let record = Record {
             id: id.clone(),
