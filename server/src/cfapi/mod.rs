@@ -37,6 +37,9 @@ pub struct Api {
     /// The configuration file's configuration, as last loaded (start, SIGHUP).
     file: Mutex<Config>,
     server: OnceLock<Arc<Mutex<Server>>>,
+    /// The slab, once there is one (kept here so invalidations never wait for a reload,
+    /// which holds the server).
+    shared: Mutex<Option<Arc<crate::proxy::Shared>>>,
     /// The generation of the last change asked for, and of the last one every worker serves.
     wanted: AtomicU64,
     deployed: AtomicU64,
@@ -140,6 +143,7 @@ impl Api {
             }),
             file: Mutex::new(file.clone()),
             server: OnceLock::new(),
+            shared: Mutex::new(None),
             wanted: AtomicU64::new(0),
             deployed: AtomicU64::new(0),
             kick: (Mutex::new(()), Condvar::new()),
@@ -160,6 +164,8 @@ impl Api {
 
     /// Starts applying changes to `server` (a thread of its own).
     pub fn attach(self: &Arc<Self>, server: Arc<Mutex<Server>>) -> std::io::Result<()> {
+        *self.shared.lock().unwrap_or_else(|e| e.into_inner()) =
+            server.lock().unwrap_or_else(|e| e.into_inner()).shared.clone();
         let _ = self.server.set(server);
         let api = self.clone();
         std::thread::Builder::new()
@@ -203,7 +209,13 @@ impl Api {
             let cfg = self.merged();
             let n = cfg.distributions.len();
             let started = std::time::Instant::now();
-            let result = server.lock().unwrap_or_else(|e| e.into_inner()).reload(cfg);
+            let result = {
+                let mut s = server.lock().unwrap_or_else(|e| e.into_inner());
+                let r = s.reload(cfg);
+                // The first custom origin opens the slab.
+                *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = s.shared.clone();
+                r
+            };
             match result {
                 Ok(()) => {
                     self.deployed.store(target, Ordering::Release);

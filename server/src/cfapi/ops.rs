@@ -633,10 +633,7 @@ impl Api {
             }
             return Ok(xml_response(201, "Invalidation", &invalidation_view(i)));
         }
-        let shared = self
-            .server
-            .get()
-            .and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).shared.clone());
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let removed = shared.as_ref().map_or(0, |s| {
             let n = s.invalidate_in(&crate::sites::key_prefix(&v.name), &paths);
             // Tombstones are written into the slab mapping: they survive a crash.
