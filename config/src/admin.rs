@@ -23,7 +23,8 @@ pub struct Admin {
     #[serde(default = "default_distribution_domain")]
     pub distribution_domain: String,
     /// Keys that may sign CloudFront API requests (AWS Signature Version 4). Without any,
-    /// the API answers every request `AccessDenied`.
+    /// the API is off (every request under `/2020-05-31/` is `AccessDenied`) and no state
+    /// directory is used.
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,
 }

@@ -137,7 +137,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 anyhow::bail!("{name}: {text}");
             }
-            if let Some(a) = cfg.admin.as_ref().filter(|_| !schema_only) {
+            if let Some(a) = cfg
+                .admin
+                .as_ref()
+                .filter(|a| !schema_only && !a.access_keys.is_empty())
+            {
                 let n = slabfront::cfapi::check_state(a, &cfg)
                     .map_err(|e| anyhow::anyhow!("{name}: CloudFront API state: {e}"))?;
                 let dir = a.state_dir(&cfg.cache.path);
@@ -267,7 +271,8 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
     // The CloudFront API's distributions are served from the start, beside the file's.
-    let api = match &cfg.admin {
+    // On with at least one access key; without, nothing changes for the admin listener.
+    let api = match cfg.admin.as_ref().filter(|a| !a.access_keys.is_empty()) {
         Some(a) => Some(slabfront::cfapi::Api::open(a, &cfg).map_err(anyhow::Error::msg)?),
         None => None,
     };
