@@ -140,9 +140,45 @@ impl Config {
     /// This configuration with its top-level distribution keys replaced by `d`'s, the view
     /// one distribution is checked (and, while there is only one, served) through.
     pub fn with_distribution(&self, d: &Distribution) -> Config {
-        let mut view = self.clone();
-        view.distributions = Vec::new();
-        view.distributions.push(d.clone());
+        // Everything but the other distributions: a view per distribution of an edge with
+        // thousands must not copy all of them each time. Destructured so that a new field
+        // cannot be forgotten here.
+        let Config {
+            server,
+            default_root_object,
+            origins,
+            origin_groups,
+            default_cache_behavior,
+            behaviors,
+            cache,
+            error_responses,
+            admin,
+            logging,
+            tls,
+            distributions: _,
+            functions,
+            key_value_stores,
+            parent_pools,
+            cluster,
+        } = self;
+        let mut view = Config {
+            server: server.clone(),
+            default_root_object: default_root_object.clone(),
+            origins: origins.clone(),
+            origin_groups: origin_groups.clone(),
+            default_cache_behavior: default_cache_behavior.clone(),
+            behaviors: behaviors.clone(),
+            cache: cache.clone(),
+            error_responses: error_responses.clone(),
+            admin: admin.clone(),
+            logging: logging.clone(),
+            tls: tls.clone(),
+            distributions: vec![d.clone()],
+            functions: functions.clone(),
+            key_value_stores: key_value_stores.clone(),
+            parent_pools: parent_pools.clone(),
+            cluster: cluster.clone(),
+        };
         view.normalise();
         view.distributions.clear();
         view

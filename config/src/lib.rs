@@ -17,6 +17,7 @@
 //! assert_eq!(cfg.server.listen, vec!["127.0.0.1:8080".to_string()]);
 //! ```
 
+mod admin;
 pub mod cloudfront;
 mod compression;
 mod distribution;

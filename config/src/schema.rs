@@ -538,16 +538,7 @@ pub(crate) fn yes() -> bool {
     true
 }
 
-/// `[admin]`: the listener for invalidations, metrics and health.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Admin {
-    /// Address of the admin listener, e.g. "127.0.0.1:9901".
-    pub listen: String,
-    /// When set, every admin request needs `Authorization: Bearer <token>`.
-    #[serde(default)]
-    pub token: Option<String>,
-}
+pub use crate::admin::{AccessKey, Admin};
 
 /// `[cache]`: the slab file.
 #[derive(Debug, Clone, Deserialize)]

@@ -255,6 +255,7 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
             ),
             Ok(_) => {}
         }
+        crate::admin::check(a, &bad);
     }
     if cfg.cache.path.is_empty() {
         bad("cache.path".into(), "must not be empty".into());

@@ -40,6 +40,8 @@ pub struct Admin {
     pub stats: Arc<crate::stats::Stats>,
     /// The fleet's control plane: invalidations go through etcd (`cluster`).
     pub cluster: Option<Arc<crate::cluster::Handle>>,
+    /// CloudFront's REST API under `/2020-05-31/` (SigV4, not the token).
+    pub cloudfront: Option<Arc<crate::cfapi::Api>>,
 }
 
 /// Binds the admin listener and serves it on a thread of its own.
@@ -145,6 +147,8 @@ struct AdminRequest {
     path: String,
     authorization: Option<String>,
     cookie: Option<String>,
+    /// Every header, for the CloudFront API's signature.
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
@@ -183,6 +187,11 @@ fn read_request(stream: &mut TcpStream) -> Result<AdminRequest, &'static str> {
             path: req.path.unwrap_or("").to_string(),
             authorization: header("authorization"),
             cookie: header("cookie"),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
             body: Vec::new(),
         };
         let mut body = buf[head_len..].to_vec();
@@ -229,6 +238,9 @@ fn route(admin: &Admin, sampler: &crate::stats::view::Sampler, req: &AdminReques
     let path = req.path.split('?').next().unwrap_or("");
     if (req.method.as_str(), path) == ("POST", "/login") {
         return dashboard::login(admin, req);
+    }
+    if path.starts_with("/2020-05-31/") {
+        return cloudfront(admin, req);
     }
     if !authorized(admin, req) {
         if (req.method.as_str(), path) == ("GET", "/") {
@@ -315,6 +327,34 @@ fn route(admin: &Admin, sampler: &crate::stats::view::Sampler, req: &AdminReques
     }
 }
 
+/// CloudFront's API: authenticated by its own SigV4 check, answered in its XML.
+fn cloudfront(admin: &Admin, req: &AdminRequest) -> Reply {
+    let Some(api) = &admin.cloudfront else {
+        return Reply {
+            status: 403,
+            body: crate::cfapi::xml::error(
+                "AccessDenied",
+                "the CloudFront API is not enabled on this admin listener",
+                "0",
+            ),
+            content_type: "text/xml",
+            headers: Vec::new(),
+        };
+    };
+    let r = api.handle(&crate::cfapi::Request {
+        method: &req.method,
+        target: &req.path,
+        headers: &req.headers,
+        body: &req.body,
+    });
+    Reply {
+        status: r.status,
+        body: r.body,
+        content_type: "text/xml",
+        headers: r.headers,
+    }
+}
+
 fn metrics(admin: &Admin, sampler: &crate::stats::view::Sampler) -> String {
     let slab = admin.shared.as_ref().map(|s| {
         let invalidations = s
@@ -343,7 +383,7 @@ fn metrics(admin: &Admin, sampler: &crate::stats::view::Sampler) -> String {
 }
 
 /// Checks CloudFront's path rules: each path starts with `/` (or is `*`), `*` only last.
-fn check_paths(paths: &[String]) -> Result<(), String> {
+pub(crate) fn check_paths(paths: &[String]) -> Result<(), String> {
     if paths.is_empty() {
         return Err("\"paths\" must list at least one path".into());
     }

@@ -6,6 +6,7 @@
 //! binds, spawns and returns a handle; [`Server::wait`] blocks until a stop signal and drains.
 
 pub mod admin;
+pub mod cfapi;
 pub mod cluster;
 pub mod conn;
 pub mod conn_h2;
@@ -454,9 +455,9 @@ impl Server {
     }
 
     /// Waits for the workers to finish draining (at most the grace period plus a little).
-    pub fn join(self) {
+    pub fn join(&mut self) {
         let deadline = Instant::now() + self.grace + Duration::from_secs(1);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -137,6 +137,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 anyhow::bail!("{name}: {text}");
             }
+            if let Some(a) = cfg
+                .admin
+                .as_ref()
+                .filter(|a| !schema_only && !a.access_keys.is_empty())
+            {
+                let n = slabfront::cfapi::check_state(a, &cfg)
+                    .map_err(|e| anyhow::anyhow!("{name}: CloudFront API state: {e}"))?;
+                let dir = a.state_dir(&cfg.cache.path);
+                println!(
+                    "{}: CloudFront API state is valid ({n} distribution{})",
+                    dir.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+            }
             let n = cfg.distributions.len();
             let what = if schema_only { "schema" } else { "configuration" };
             let names: Vec<&str> = cfg.distributions.iter().map(|d| d.name.as_str()).collect();
@@ -209,8 +223,13 @@ fn import(
     Ok(())
 }
 
-/// SIGHUP: read and validate the configuration again; switch to it when valid.
-fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
+/// SIGHUP: read and validate the configuration again; switch to it when valid (with the
+/// CloudFront API's distributions, when it is on: its own thread applies it).
+fn reload(
+    server: &std::sync::Mutex<slabfront::Server>,
+    api: Option<&std::sync::Arc<slabfront::cfapi::Api>>,
+    path: Option<&std::path::Path>,
+) {
     slabfront::notify::reloading();
     let loaded = match path {
         Some(p) => config::Config::from_file(p),
@@ -221,9 +240,15 @@ fn reload(server: &mut slabfront::Server, path: Option<&std::path::Path>) {
             "reload refused, the running configuration stays: {}",
             e.to_string().replace('\n', "; ")
         ),
-        Ok(cfg) => match server.reload(cfg) {
-            Ok(()) => tracing::info!(listeners = ?server.addrs, "configuration reloaded"),
-            Err(e) => tracing::error!(error = %e, "reload failed, the running configuration stays"),
+        Ok(cfg) => match api {
+            Some(api) => api.reload_file(cfg),
+            None => {
+                let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
+                match server.reload(cfg) {
+                    Ok(()) => tracing::info!(listeners = ?server.addrs, "configuration reloaded"),
+                    Err(e) => tracing::error!(error = %e, "reload failed, the running configuration stays"),
+                }
+            }
         },
     }
     slabfront::notify::notify("READY=1");
@@ -245,7 +270,13 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
-    let mut server = slabfront::Server::start(&cfg)?;
+    // The CloudFront API's distributions are served from the start, beside the file's.
+    // On with at least one access key; without, nothing changes for the admin listener.
+    let api = match cfg.admin.as_ref().filter(|a| !a.access_keys.is_empty()) {
+        Some(a) => Some(slabfront::cfapi::Api::open(a, &cfg).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let server = slabfront::Server::start(&api.as_ref().map_or_else(|| cfg.clone(), |a| a.merged()))?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         workers = server.workers,
@@ -275,6 +306,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
                 log_sink: server.log_sink.clone(),
                 stats: server.stats.clone(),
                 cluster: server.cluster.clone(),
+                cloudfront: api.clone(),
             };
             let bound = slabfront::admin::start(addr, admin)
                 .with_context(|| format!("cannot bind the admin listener on {addr}"))?;
@@ -283,12 +315,22 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
         }
         None => None,
     };
+    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
+    if let Some(api) = &api {
+        api.attach(server.clone())
+            .context("starting the CloudFront API's deployer")?;
+    }
+    let lock = || server.lock().unwrap_or_else(|e| e.into_inner());
     // Everything printed at once: a reader that takes only the first line still gets it all.
     let mut text = String::new();
-    for a in &server.addrs {
+    let (addrs, tls_addrs) = {
+        let s = lock();
+        (s.addrs.clone(), s.tls_addrs.clone())
+    };
+    for a in &addrs {
         text.push_str(&format!("slabfront listening on http://{a}/\n"));
     }
-    for a in &server.tls_addrs {
+    for a in &tls_addrs {
         text.push_str(&format!("slabfront listening on https://{a}/\n"));
     }
     if let Some(a) = admin_addr {
@@ -300,7 +342,7 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     drop(stdout);
     slabfront::notify::notify("READY=1");
     if let Some(every) = slabfront::notify::watchdog_interval() {
-        let draining = server.draining();
+        let draining = lock().draining();
         std::thread::Builder::new()
             .name("slabfront-watchdog".into())
             .spawn(move || {
@@ -313,9 +355,9 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
     }
     for sig in signals.forever() {
         match sig {
-            SIGHUP => reload(&mut server, config_path.as_deref()),
+            SIGHUP => reload(&server, api.as_ref(), config_path.as_deref()),
             SIGUSR1 => {
-                if let Some(sink) = &server.log_sink {
+                if let Some(sink) = &lock().log_sink {
                     tracing::info!("reopening the access log");
                     sink.reopen();
                 }
@@ -340,8 +382,8 @@ fn serve(cfg: config::Config, config_path: Option<PathBuf>) -> anyhow::Result<()
         }
     }
     slabfront::notify::notify("STOPPING=1");
-    server.stop();
-    server.join();
+    lock().stop();
+    lock().join();
     tracing::info!("stopped");
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! assert_eq!(cfg.default_cache_behavior.max_ttl, 0); // CachingDisabled
 //! ```
 
+pub mod api;
 mod map;
 mod out;
 pub mod policies;

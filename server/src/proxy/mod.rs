@@ -251,14 +251,10 @@ const MEMO_SLOTS: usize = 4096;
 type MemoSlot = (u64, u64, Option<std::time::Instant>);
 
 /// Entries found resident lately, by slab offset: direct-mapped and of fixed size (no
-/// allocation per hit).
+/// allocation per hit). Allocated at the first note: every distribution has a memo per
+/// worker, and an edge with thousands of distributions rebuilds them all on each reload.
+#[derive(Default)]
 struct ResidentMemo(RefCell<Box<[MemoSlot]>>);
-
-impl Default for ResidentMemo {
-    fn default() -> Self {
-        ResidentMemo(RefCell::new(vec![(0, 0, None); MEMO_SLOTS].into_boxed_slice()))
-    }
-}
 
 impl ResidentMemo {
     fn slot(off: u64) -> usize {
@@ -267,11 +263,17 @@ impl ResidentMemo {
     }
 
     fn note(&self, off: u64, len: u64, now: std::time::Instant) {
-        self.0.borrow_mut()[Self::slot(off)] = (off, len, Some(now));
+        let mut slots = self.0.borrow_mut();
+        if slots.is_empty() {
+            *slots = vec![(0, 0, None); MEMO_SLOTS].into_boxed_slice();
+        }
+        slots[Self::slot(off)] = (off, len, Some(now));
     }
 
     fn fresh(&self, off: u64, len: u64, now: std::time::Instant) -> bool {
-        let (o, l, at) = self.0.borrow()[Self::slot(off)];
+        let Some(&(o, l, at)) = self.0.borrow().get(Self::slot(off)) else {
+            return false;
+        };
         o == off && len <= l && at.is_some_and(|t| now.saturating_duration_since(t) < MEMO_FOR)
     }
 }
