@@ -61,6 +61,12 @@ pub struct Config {
     /// Key-value stores functions read.
     #[serde(default)]
     pub key_value_stores: Vec<crate::functions::KeyValueStore>,
+    /// Public keys that verify signed URLs and cookies (`trusted_key_groups` names them).
+    #[serde(default)]
+    pub key_groups: Vec<crate::security::KeyGroup>,
+    /// Headers added to and removed from responses (`response_headers_policy` names them).
+    #[serde(default)]
+    pub response_headers_policies: Vec<crate::security::ResponseHeadersPolicy>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -171,6 +177,8 @@ fn unset_behavior() -> CacheBehavior {
         cookies: KeyPart::None,
         viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
         function_associations: Vec::new(),
+        trusted_key_groups: Vec::new(),
+        response_headers_policy: None,
     }
 }
 
@@ -415,6 +423,13 @@ pub struct CacheBehavior {
     /// Functions run on this behavior's viewer requests and responses.
     #[serde(default)]
     pub function_associations: Vec<crate::functions::FunctionAssociation>,
+    /// Key groups whose keys sign this behavior's URLs and cookies: when not empty, only
+    /// requests with a valid signed URL or signed cookies are served.
+    #[serde(default)]
+    pub trusted_key_groups: Vec<String>,
+    /// A `[[response_headers_policies]]` name or a managed policy's name.
+    #[serde(default)]
+    pub response_headers_policy: Option<String>,
 }
 
 /// CloudFront's viewer protocol policy.
