@@ -26,6 +26,7 @@ pub mod route;
 mod store;
 #[cfg(test)]
 mod tests;
+mod viewer_checks;
 
 pub use body::{BodySource, Window};
 pub use error::{ExchangeError, Fault};
@@ -92,11 +93,18 @@ pub struct Exchange<'a, S: Sink> {
     pub w: Rc<Worker>,
     pub req: &'a Request,
     pub sink: &'a mut S,
+    /// The behavior's response headers policy, once the behavior is known.
+    pub headers: Option<Rc<crate::edge::headers::HeadersRt>>,
 }
 
 impl<'a, S: Sink> Exchange<'a, S> {
     pub fn new(w: Rc<Worker>, req: &'a Request, sink: &'a mut S) -> Self {
-        Exchange { w, req, sink }
+        Exchange {
+            w,
+            req,
+            sink,
+            headers: None,
+        }
     }
 
     /// Runs the phases until the response has been handed to the sink.
@@ -132,7 +140,10 @@ impl<'a, S: Sink> Exchange<'a, S> {
                 return self.respond(head, BodySource::Bytes(body)).await;
             }
         }
-        match route::route(&self.w, self.req) {
+        let Some(route) = self.viewer_checks(route::route(&self.w, self.req)).await? else {
+            return Ok(());
+        };
+        match route {
             route::Route::Custom(origin, behavior, path, query) => {
                 Box::pin(self.proxy(origin, behavior, path, query)).await
             }
@@ -161,7 +172,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
             route::Route::Static(i, path, query) => {
                 let w = self.w.clone();
                 let (head, body) = w.statics[i].serve(self.req, &path, &query, w.waits.now());
-                return self.sink.respond(self.req, head, body).await;
+                return self.respond(head, body).await;
             }
             route::Route::Custom(..) => return Err(End::Gone),
         };
@@ -169,7 +180,11 @@ impl<'a, S: Sink> Exchange<'a, S> {
         self.respond(head, body).await
     }
 
-    async fn respond(&mut self, head: ResponseHead<'_>, body: BodySource) -> Result<(), End> {
+    /// Phase **respond**: the behavior's response headers policy, then the sink.
+    async fn respond(&mut self, mut head: ResponseHead<'_>, body: BodySource) -> Result<(), End> {
+        if let Some(p) = &self.headers {
+            p.apply(self.req, &mut head);
+        }
         self.sink.respond(self.req, head, body).await
     }
 }

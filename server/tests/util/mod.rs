@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub mod origin;
 pub mod s3;
+pub mod signing;
 
 pub struct TestServer {
     pub child: Child,
