@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod cheap;
 mod dashboard;
+mod edge;
 mod pair;
 mod procstat;
 mod proxy;
@@ -47,6 +48,10 @@ struct Args {
     /// hit cells alternating A B B A, with each build's spread against itself.
     #[arg(long)]
     pair: Option<PathBuf>,
+    /// What the edge security controls cost: 1 KiB hits with a repeated signed URL, and with
+    /// a security-headers policy, against the same hits without.
+    #[arg(long)]
+    edge: bool,
     /// The cost of routing by Host: one distribution against two with 10,000 names each.
     #[arg(long)]
     routing: bool,
@@ -523,6 +528,9 @@ fn main() -> Result<()> {
     }
     if args.routing {
         return routing::run(&args, &bin);
+    }
+    if args.edge {
+        return edge::run(&args, &bin);
     }
     if args.proxy {
         return proxy::run(&args, &bin);
