@@ -50,6 +50,7 @@ fn setup(extra: &str) -> Setup {
 [server]
 listen = ["127.0.0.1:0"]
 workers = 2
+h2c = true
 
 [admin]
 listen = "127.0.0.1:0"
@@ -426,4 +427,34 @@ response_page_path = "/errors/403.html"
         "{}",
         String::from_utf8_lossy(&r.body)
     );
+}
+
+#[test]
+fn http2_viewers_get_the_same_checks() {
+    let s = setup("");
+    let base = format!("http://127.0.0.1:{}", s.server.port);
+    let signed = botocore_sign(&json!([job(
+        &s.ec,
+        "KEC",
+        &format!("{base}/h2.bin?q=1"),
+        now() + 600
+    )]));
+    let status = |url: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                "--http2-prior-knowledge",
+                url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(status(signed[0].as_str().unwrap()), "2 200");
+    assert_eq!(status(&format!("{base}/h2.bin?q=1")), "2 403");
+    assert_eq!(s.origin.requests()[0].target, "/h2.bin?q=1");
 }
