@@ -197,6 +197,21 @@ pub fn cookie_material<'a>(cookies: impl Iterator<Item = &'a [u8]>) -> Material 
     m
 }
 
+/// The query without its signing parameters (order kept), without decoding anything.
+pub fn strip_query(query: &[u8]) -> Vec<u8> {
+    let mut rest = Vec::with_capacity(query.len());
+    for pair in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        if !matches!(name, b"Expires" | b"Policy" | b"Signature" | b"Key-Pair-Id") {
+            if !rest.is_empty() {
+                rest.push(b'&');
+            }
+            rest.extend_from_slice(pair);
+        }
+    }
+    rest
+}
+
 /// Whether a `name=value` cookie pair is one of CloudFront's signing cookies.
 pub fn is_signing_cookie(pair: &[u8]) -> bool {
     let name = pair.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii();
@@ -331,6 +346,10 @@ mod tests {
     fn signing_parameters_leave_the_query_in_order() {
         let (m, rest) = split_query(b"a=1&Expires=10&b=2&Signature=x-y_&Key-Pair-Id=K1&c");
         assert_eq!(rest, b"a=1&b=2&c");
+        assert_eq!(
+            strip_query(b"a=1&Expires=10&b=2&Signature=x-y_&Key-Pair-Id=K1&c"),
+            rest
+        );
         assert_eq!(m.expires.as_deref(), Some(&b"10"[..]));
         assert_eq!(m.signature.as_deref(), Some(&b"x-y_"[..]));
         assert_eq!(m.key_pair_id.as_deref(), Some(&b"K1"[..]));

@@ -51,40 +51,36 @@ impl<S: Sink> Exchange<'_, S> {
     fn signed(&self, controls: &Controls, trusted: &Trusted) -> Result<Option<Vec<u8>>, Refusal> {
         let req = self.req;
         let (path, query) = split_target(req.target()).ok_or(Refusal::Missing)?;
-        let (material, stripped) = if signed::query_has_material(query) {
-            let (m, rest) = signed::split_query(query);
-            (m, Some(rest))
-        } else {
-            (signed::cookie_material(req.header_values("cookie")), None)
-        };
+        let in_query = signed::query_has_material(query);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let peer = self.sink.peer().map(|a| a.ip());
         let host = req.header("host").unwrap_or_default();
         let secure = self.sink.secure();
-        // The exact request: scheme, Host, target, and the signing cookies when they sign it.
+        // The exact request: scheme, Host, target, and the cookies when they sign it.
         let mut key = Vec::with_capacity(host.len() + req.target().len() + 8);
         key.push(u8::from(secure));
         key.extend_from_slice(host);
         key.push(0);
         key.extend_from_slice(req.target());
-        if stripped.is_none() {
-            for v in [
-                &material.expires,
-                &material.policy,
-                &material.signature,
-                &material.key_pair_id,
-            ] {
+        if !in_query {
+            for v in req.header_values("cookie") {
                 key.push(0);
-                key.extend_from_slice(v.as_deref().unwrap_or_default());
+                key.extend_from_slice(v);
             }
         }
         let remembered = controls.verified.borrow().get(&key);
         if let Some(grant) = remembered {
             grant.check(now, peer)?;
-            return Ok(stripped);
+            return Ok(in_query.then(|| signed::strip_query(query)));
         }
+        let (material, stripped) = if in_query {
+            let (m, rest) = signed::split_query(query);
+            (m, Some(rest))
+        } else {
+            (signed::cookie_material(req.header_values("cookie")), None)
+        };
         let rest = stripped.as_deref().unwrap_or(query);
         let mut url = String::with_capacity(host.len() + path.len() + rest.len() + 10);
         url.push_str(if secure { "https://" } else { "http://" });
