@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod cheap;
 mod compare;
 mod dashboard;
+mod edge;
 mod pair;
 mod procstat;
 mod proxy;
@@ -48,6 +49,10 @@ struct Args {
     /// hit cells alternating A B B A, with each build's spread against itself.
     #[arg(long)]
     pair: Option<PathBuf>,
+    /// What the edge security controls cost: 1 KiB hits with a repeated signed URL, and with
+    /// a security-headers policy, against the same hits without.
+    #[arg(long)]
+    edge: bool,
     /// The cost of routing by Host: one distribution against two with 10,000 names each.
     #[arg(long)]
     routing: bool,
@@ -549,6 +554,9 @@ fn main() -> Result<()> {
     }
     if args.compare {
         return compare::run(&args, &bin);
+    }
+    if args.edge {
+        return edge::run(&args, &bin);
     }
     if args.proxy {
         return proxy::run(&args, &bin);

@@ -160,6 +160,8 @@ impl Config {
             key_value_stores,
             parent_pools,
             cluster,
+            key_groups,
+            response_headers_policies,
         } = self;
         let mut view = Config {
             server: server.clone(),
@@ -178,6 +180,8 @@ impl Config {
             key_value_stores: key_value_stores.clone(),
             parent_pools: parent_pools.clone(),
             cluster: cluster.clone(),
+            key_groups: key_groups.clone(),
+            response_headers_policies: response_headers_policies.clone(),
         };
         view.normalise();
         view.distributions.clear();

@@ -29,6 +29,7 @@ mod http2;
 mod locate;
 mod origins;
 mod schema;
+mod security;
 mod validate;
 
 pub use compression::Compression;
@@ -42,6 +43,11 @@ pub use origins::{
     parse_endpoint, AddressingStyle, HealthCheck, OriginGroup, SigningBehavior, FAILOVER_CODES,
 };
 pub use schema::*;
+pub use security::{
+    managed_policy, parse_public_key, ContentSecurityPolicy, ContentTypeOptions, Cors, CustomHeader,
+    FrameOptions, KeyAlgorithm, KeyGroup, KeyMaterial, PublicKey, ReferrerPolicy, ResponseHeadersPolicy,
+    SecurityHeaders, ServerTiming, StrictTransportSecurity, XssProtection, MANAGED_POLICIES,
+};
 
 /// The configuration used when `slabfront` runs without `--config`: it listens on
 /// 127.0.0.1:8080 and serves the current directory.

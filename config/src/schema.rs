@@ -67,6 +67,12 @@ pub struct Config {
     /// This node's fleet and its etcd control plane. Off when absent.
     #[serde(default)]
     pub cluster: Option<crate::fleet::Cluster>,
+    /// Public keys that verify signed URLs and cookies (`trusted_key_groups` names them).
+    #[serde(default)]
+    pub key_groups: Vec<crate::security::KeyGroup>,
+    /// Headers added to and removed from responses (`response_headers_policy` names them).
+    #[serde(default)]
+    pub response_headers_policies: Vec<crate::security::ResponseHeadersPolicy>,
 }
 
 /// `[tls]`: HTTPS for viewers.
@@ -178,6 +184,8 @@ fn unset_behavior() -> CacheBehavior {
         viewer_protocol_policy: ViewerProtocolPolicy::AllowAll,
         function_associations: Vec::new(),
         compress: false,
+        trusted_key_groups: Vec::new(),
+        response_headers_policy: None,
     }
 }
 
@@ -443,6 +451,13 @@ pub struct CacheBehavior {
     /// bytes the origin sent uncompressed (`docs/compression.md`).
     #[serde(default)]
     pub compress: bool,
+    /// Key groups whose keys sign this behavior's URLs and cookies: when not empty, only
+    /// requests with a valid signed URL or signed cookies are served.
+    #[serde(default)]
+    pub trusted_key_groups: Vec<String>,
+    /// A `[[response_headers_policies]]` name or a managed policy's name.
+    #[serde(default)]
+    pub response_headers_policy: Option<String>,
 }
 
 /// CloudFront's viewer protocol policy.

@@ -243,6 +243,7 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
     }
     crate::http2::check(&s.http2, bad);
     crate::compression::check(&s.compression, bad);
+    crate::security::check_definitions(cfg, &bad, &machine);
     if let Some(a) = &cfg.admin {
         match a.listen.parse::<SocketAddr>() {
             Err(_) => bad(
@@ -448,6 +449,7 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
     crate::origins::check(cfg, &mut bad, &machine);
     crate::functions::check_definitions(cfg, &bad, &machine);
     crate::functions::check_associations(cfg, &mut bad);
+    crate::security::check_references(cfg, &mut bad);
     out.into_inner()
 }
 

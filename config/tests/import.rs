@@ -173,12 +173,16 @@ fn multi_behavior_site() {
     for needle in [
         "Lambda@Edge",
         "CloudFront Functions",
-        "ResponseHeadersPolicyId",
         "GeoRestriction",
         "IAM certificate",
     ] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
     }
+    // The managed SecurityHeadersPolicy, by its published id.
+    assert_eq!(
+        b.response_headers_policy.as_deref(),
+        Some("SecurityHeadersPolicy")
+    );
     assert!(i.toml.contains("origin_path = \"/prod\""));
     assert!(i.toml.contains("auth-at-edge"));
 }
@@ -335,4 +339,49 @@ fn the_three_forms_the_aws_cli_prints_give_one_result() {
     assert_eq!(a.toml, b.toml);
     assert_eq!(a.toml, c.toml);
     assert_eq!(a.warnings, c.warnings);
+}
+
+#[test]
+fn trusted_key_groups_response_headers_policies_and_web_acls() {
+    let path = format!(
+        "{}/tests/fixtures/cloudfront/static-site-s3.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let dc = v
+        .get_mut("DistributionConfig")
+        .unwrap_or_else(|| panic!("fixture shape"));
+    dc["WebACLId"] = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/1".into();
+    let b = &mut dc["DefaultCacheBehavior"];
+    b["TrustedKeyGroups"] = serde_json::json!({"Enabled": true, "Quantity": 1, "Items": ["kg-1"]});
+    b["ResponseHeadersPolicyId"] = "5cc3b908-e619-4b99-88e5-2cf7f45965bd".into();
+    let i = from_json(&v.to_string(), &Options::default()).unwrap();
+    let c = Config::from_toml_str_schema_only(&i.toml).unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    let b = &c.distributions[0].default_cache_behavior;
+    assert_eq!(b.trusted_key_groups, ["kg-1"]);
+    assert_eq!(b.response_headers_policy.as_deref(), Some("CORS-With-Preflight"));
+    assert_eq!(c.key_groups[0].id, "kg-1");
+    assert_eq!(
+        c.key_groups[0].public_keys[0].pem_file.as_deref(),
+        Some("/etc/slabfront/key-groups/kg-1.pem")
+    );
+    assert!(
+        warned(&i, "key group kg-1's public keys must be configured"),
+        "{:#?}",
+        i.warnings
+    );
+    assert!(warned(&i, "WebACLId"));
+    assert!(
+        i.toml.contains("rules are configured in slabfront's own keys"),
+        "{}",
+        i.toml
+    );
+    // On this machine the placeholder key is missing: a machine problem naming the key.
+    let e = Config::from_toml_str(&i.toml).unwrap_err().to_string();
+    assert!(e.contains("key_groups[0].public_keys[0].pem_file"), "{e}");
+
+    // A custom policy: its settings are elsewhere, so a warning.
+    v["DistributionConfig"]["DefaultCacheBehavior"]["ResponseHeadersPolicyId"] = "0000-custom".into();
+    let i = from_json(&v.to_string(), &Options::default()).unwrap();
+    assert!(warned(&i, "ResponseHeadersPolicyId"), "{:#?}", i.warnings);
 }

@@ -359,3 +359,55 @@ function_associations = [
     );
     assert_eq!(c.function("h").unwrap().runtime, config::FunctionRuntime::Js2);
 }
+
+#[test]
+fn key_groups_and_response_headers_policies_are_checked_by_key() {
+    let text = r#"
+[[origins]]
+id = "a"
+path = "."
+
+[default_cache_behavior]
+target_origin = "a"
+trusted_key_groups = ["kg", "nosuch"]
+response_headers_policy = "NoSuchPolicy"
+
+[[behaviors]]
+path_pattern = "/x/*"
+target_origin = "a"
+response_headers_policy = "Managed-SecurityHeadersPolicy"
+
+[[key_groups]]
+id = "kg"
+[[key_groups.public_keys]]
+id = "K1"
+pem = "not a key"
+[[key_groups.public_keys]]
+id = "K2"
+
+[[response_headers_policies]]
+name = "mine"
+[response_headers_policies.cors]
+access_control_allow_origins = ["*"]
+access_control_allow_methods = ["GET", "FETCH"]
+access_control_allow_credentials = true
+[response_headers_policies.security_headers]
+frame_options = { frame_option = "ALLOW" }
+"#;
+    let p = problems(text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for k in [
+        "key_groups[0].public_keys[0].pem",
+        "key_groups[0].public_keys[1]",
+        "response_headers_policies[0].cors.access_control_allow_methods[1]",
+        "response_headers_policies[0].cors.access_control_allow_credentials",
+        "response_headers_policies[0].security_headers.frame_options.frame_option",
+        "default_cache_behavior.trusted_key_groups[1]",
+        "default_cache_behavior.response_headers_policy",
+    ] {
+        assert!(keys.contains(&k), "no problem at {k}: {p:#?}");
+    }
+    // The managed policy by its console name is known.
+    assert!(!keys.iter().any(|k| k.starts_with("behaviors[0]")), "{p:#?}");
+    assert!(p.iter().any(|p| p.message.contains("not PEM")), "{p:#?}");
+}

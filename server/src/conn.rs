@@ -278,6 +278,7 @@ impl Conn {
         let plain = req.body == BodyKind::None
             && !req.expect_continue
             && site.functions.is_none()
+            && site.controls.is_none()
             && crate::exchange::route::viewer_policy(&site, &req).is_none();
         let Some(crate::exchange::route::Route::Static(i, path, query)) =
             plain.then(|| crate::exchange::route::route(&site, &req))

@@ -52,6 +52,8 @@ pub struct Worker {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Viewer protocol policy per behavior (0 = the default behavior).
     pub policies: Vec<config::ViewerProtocolPolicy>,
+    /// Signed URLs and response headers policies per behavior, when any behavior has one.
+    pub controls: Option<Rc<crate::edge::Controls>>,
     /// With several distributions: which one answers a Host (each a worker of its own for
     /// its routes, origins, cache keys and log, sharing this one's connections and counters).
     pub hosts: Option<Rc<Hosts>>,
@@ -74,6 +76,7 @@ pub struct Extras {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub policies: Vec<config::ViewerProtocolPolicy>,
     pub functions: Option<Rc<crate::functions::edge::EdgeFunctions>>,
+    pub controls: Option<Rc<crate::edge::Controls>>,
 }
 
 /// Process start time, hex: makes request ids unique across restarts.
@@ -109,6 +112,7 @@ impl Worker {
             edge: extras.edge,
             tls: extras.tls,
             policies: extras.policies,
+            controls: extras.controls,
             hosts: None,
             functions: extras.functions,
             requests: Rc::new(Cell::new(0)),

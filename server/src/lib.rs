@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conn;
 pub mod conn_h2;
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod exchange;
 pub mod functions;
@@ -638,6 +639,9 @@ pub(crate) fn build_worker(
         metrics,
         log: sink.map(|s| Rc::new(observe::LogBuffer::new(s, include_cookies))),
         stats: Rc::new(stats::Recorder::new(stats, id)),
+        controls: edge::Controls::build(cfg, &edge)
+            .map_err(|e| StartError::Worker(id, e))?
+            .map(Rc::new),
         edge,
         tls: viewer_tls,
         policies,

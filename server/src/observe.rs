@@ -111,6 +111,8 @@ pub struct WorkerMetrics {
     origin_latency_sum_us: AtomicU64,
     pub log_lines: AtomicU64,
     pub log_dropped: AtomicU64,
+    /// Signed URL / cookie refusals, by reason (`edge::signed::REASONS`).
+    signed_refusals: [AtomicU64; crate::edge::signed::REASONS.len()],
 }
 
 fn bump(a: &AtomicU64) {
@@ -164,6 +166,11 @@ impl WorkerMetrics {
 
     pub fn add(&self, a: &AtomicU64, n: u64) {
         add(a, n);
+    }
+
+    /// A request refused for its signed URL or cookies.
+    pub fn signed_refused(&self, reason: crate::edge::signed::Refusal) {
+        bump(&self.signed_refusals[reason.index()]);
     }
 }
 
@@ -290,6 +297,16 @@ pub fn prometheus(
         "slabfront_origin_errors_total",
         "counter",
         "Failed origin requests, by kind.",
+        b,
+    );
+    let reasons = crate::edge::signed::REASONS.map(|r| r.as_str());
+    let b = labeled("slabfront_signed_refusals_total", "reason", &reasons, |i| {
+        sum(&|w| w.signed_refusals[i].load(Relaxed))
+    });
+    put(
+        "slabfront_signed_refusals_total",
+        "counter",
+        "Requests refused (403) for their signed URL or signed cookies, by reason.",
         b,
     );
     let mut b = String::new();

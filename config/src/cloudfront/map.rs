@@ -98,6 +98,7 @@ pub fn map(dc: &DistributionConfig, opts: &Options) -> Imported {
         out.blank();
         error_response(&mut out, e);
     }
+    key_groups(&mut out, dc);
     Imported {
         toml: out.text,
         warnings: out.warnings,
@@ -187,12 +188,47 @@ fn logging(out: &mut Out, l: Option<&cf::Logging>, name: &str) {
     );
 }
 
+/// The key groups behaviors trust: their ids are in the DistributionConfig, their public keys
+/// are not (they are resources of their own), so each gets a placeholder key to replace.
+fn key_groups(out: &mut Out, dc: &DistributionConfig) {
+    let mut ids: Vec<&String> = Vec::new();
+    for b in std::iter::once(&dc.default_cache_behavior).chain(dc.cache_behaviors.items.iter()) {
+        for id in b
+            .trusted_key_groups
+            .iter()
+            .filter(|t| t.enabled)
+            .flat_map(|t| &t.items)
+        {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    for id in ids {
+        out.blank();
+        out.comment(&format!(
+            "Key group {id}: its public keys are not in the DistributionConfig. Replace the\n\
+             placeholder with each key's id (aws cloudfront get-key-group --id {id}) and PEM\n\
+             (aws cloudfront get-public-key --id KEY_ID)."
+        ));
+        out.line("[[key_groups]]");
+        out.kv("id", string(id));
+        out.line("[[key_groups.public_keys]]");
+        out.kv("id", string("REPLACE-WITH-PUBLIC-KEY-ID"));
+        out.kv("pem_file", string(&format!("{ETC}/key-groups/{id}.pem")));
+        out.warnings.push(format!(
+            "TrustedKeyGroups: key group {id}'s public keys must be configured in [[key_groups]] \
+             (the DistributionConfig names the group only); a placeholder is written"
+        ));
+    }
+}
+
 fn distribution_unmapped(out: &mut Out, dc: &DistributionConfig) {
     if !dc.web_acl_id.is_empty() {
         out.unmapped(
             "WebACLId",
             &format!("WebACLId = {}", string(&dc.web_acl_id)),
-            "AWS WAF has no counterpart in slabfront",
+            "AWS WAF web ACLs are not imported: rules are configured in slabfront's own keys",
         );
     }
     if let Some(r) = dc.restrictions.as_ref().map(|r| &r.geo_restriction) {
@@ -490,14 +526,21 @@ fn behavior_unmapped(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
         );
     }
     if !b.response_headers_policy_id.is_empty() {
-        out.unmapped(
-            &format!("{from}.ResponseHeadersPolicyId"),
-            &format!(
-                "ResponseHeadersPolicyId = {}",
-                string(&b.response_headers_policy_id)
+        match crate::MANAGED_POLICIES
+            .iter()
+            .find(|(_, id)| *id == b.response_headers_policy_id)
+        {
+            Some((name, _)) => out.kv("response_headers_policy", string(name)),
+            None => out.unmapped(
+                &format!("{from}.ResponseHeadersPolicyId"),
+                &format!(
+                    "ResponseHeadersPolicyId = {}",
+                    string(&b.response_headers_policy_id)
+                ),
+                "a custom response headers policy's settings are not in the DistributionConfig: \
+                 define it in [[response_headers_policies]] and name it with response_headers_policy",
             ),
-            "response headers policies have no counterpart yet",
-        );
+        }
     }
     for l in &b.lambda_function_associations.items {
         out.unmapped(
@@ -513,17 +556,16 @@ fn behavior_unmapped(out: &mut Out, from: &str, b: &cf::CacheBehavior) {
             "CloudFront Functions are not imported (their code is not in the DistributionConfig)",
         );
     }
-    for (what, t) in [
-        ("TrustedSigners", &b.trusted_signers),
-        ("TrustedKeyGroups", &b.trusted_key_groups),
-    ] {
-        if let Some(t) = t.as_ref().filter(|t| t.enabled) {
-            out.unmapped(
-                &format!("{from}.{what}"),
-                &format!("{what} = {}", strings(&t.items)),
-                "signed URLs and cookies have no counterpart yet",
-            );
-        }
+    if let Some(t) = b.trusted_signers.as_ref().filter(|t| t.enabled) {
+        out.unmapped(
+            &format!("{from}.TrustedSigners"),
+            &format!("TrustedSigners = {}", strings(&t.items)),
+            "CloudFront key pairs of AWS accounts are not supported; sign with a key group \
+             (trusted_key_groups)",
+        );
+    }
+    if let Some(t) = b.trusted_key_groups.as_ref().filter(|t| t.enabled) {
+        out.kv("trusted_key_groups", strings(&t.items));
     }
     if !b.field_level_encryption_id.is_empty() {
         out.unmapped(

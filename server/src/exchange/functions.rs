@@ -260,6 +260,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
         match on_response {
             None => {
                 let mut x = Exchange::new(self.w.clone(), req, &mut *self.sink);
+                x.headers = self.headers.clone();
                 x.routed(route).await
             }
             Some(func) => {
@@ -271,6 +272,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
                     request,
                 };
                 let mut x = Exchange::new(self.w.clone(), req, &mut sink);
+                x.headers = self.headers.clone();
                 Box::pin(x.routed(route)).await
             }
         }

@@ -30,6 +30,7 @@ pub mod route;
 mod store;
 #[cfg(test)]
 mod tests;
+mod viewer_checks;
 
 pub use body::{BodySource, Window};
 pub use error::{ExchangeError, Fault};
@@ -98,6 +99,8 @@ pub struct Exchange<'a, S: Sink> {
     pub sink: &'a mut S,
     /// The behavior compresses at the edge (`compress = true`; set once it is known).
     pub compress: bool,
+    /// The behavior's response headers policy, once the behavior is known.
+    pub headers: Option<Rc<crate::edge::headers::HeadersRt>>,
 }
 
 impl<'a, S: Sink> Exchange<'a, S> {
@@ -107,6 +110,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
             req,
             sink,
             compress: false,
+            headers: None,
         }
     }
 
@@ -143,14 +147,18 @@ impl<'a, S: Sink> Exchange<'a, S> {
                 return self.respond(head, BodySource::Bytes(body)).await;
             }
         }
-        let route = route::route(&self.w, self.req);
+        // Phase **viewer checks**, then the viewer-request function (on the request as it
+        // passed the checks: signing parameters already out of its query).
+        let Some(route) = self.viewer_checks(route::route(&self.w, self.req)).await? else {
+            return Ok(());
+        };
         if let Some(f) = self.w.functions.clone() {
             return Box::pin(self.with_functions(f, route)).await;
         }
         self.routed(route).await
     }
 
-    /// The phases after the route (and the viewer-request function).
+    /// The phases after the route, the viewer checks and the viewer-request function.
     async fn routed(&mut self, route: route::Route) -> Result<(), End> {
         match route {
             route::Route::Custom(origin, behavior, path, query) => {
@@ -181,7 +189,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
             route::Route::Static(i, path, query) => {
                 let w = self.w.clone();
                 let (head, body) = w.statics[i].serve(self.req, &path, &query, w.waits.now());
-                return self.sink.respond(self.req, head, body).await;
+                return self.respond(head, body).await;
             }
             route::Route::Custom(..) => return Err(End::Gone),
         };
@@ -189,7 +197,11 @@ impl<'a, S: Sink> Exchange<'a, S> {
         self.respond(head, body).await
     }
 
-    async fn respond(&mut self, head: ResponseHead<'_>, body: BodySource) -> Result<(), End> {
+    /// Phase **respond**: the behavior's response headers policy, then the sink.
+    async fn respond(&mut self, mut head: ResponseHead<'_>, body: BodySource) -> Result<(), End> {
+        if let Some(p) = &self.headers {
+            p.apply(self.req, &mut head);
+        }
         self.sink.respond(self.req, head, body).await
     }
 }

@@ -288,7 +288,11 @@ fn filter_query(query: &[u8], part: &KeyPart) -> Vec<u8> {
 fn filter_cookies<'a>(pairs: impl Iterator<Item = &'a [u8]>, part: &KeyPart) -> Vec<u8> {
     let mut kept: Vec<&[u8]> = match part {
         KeyPart::None => return Vec::new(),
-        KeyPart::All => pairs.collect(),
+        // Signed cookies (`CloudFront-Policy`, ...) are credentials, not content: every
+        // viewer's signature shares one cached object.
+        KeyPart::All => pairs
+            .filter(|p| !crate::edge::signed::is_signing_cookie(p))
+            .collect(),
         KeyPart::List(names) => pairs
             .filter(|p| {
                 let name = trim(p.split(|&b| b == b'=').next().unwrap_or_default());

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub mod cfapi;
 pub mod origin;
 pub mod s3;
+pub mod signing;
 
 pub struct TestServer {
     pub child: Child,
