@@ -22,12 +22,14 @@ mod distribution;
 mod distributions;
 mod error;
 mod functions;
+pub mod geo;
 mod http2;
 mod locate;
 mod origins;
 mod schema;
 mod security;
 mod validate;
+pub mod waf;
 
 pub use error::{ConfigError, Problem, ProblemKind};
 pub use functions::{

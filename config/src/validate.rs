@@ -446,6 +446,8 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
     crate::functions::check_definitions(cfg, &bad, &machine);
     crate::functions::check_associations(cfg, &mut bad);
     crate::security::check_references(cfg, &mut bad);
+    crate::geo::check(cfg, &mut bad, &machine);
+    crate::waf::check(cfg, &mut bad);
     out.into_inner()
 }
 
