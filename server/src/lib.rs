@@ -167,6 +167,7 @@ impl Server {
         let viewer_tls = tls::server_config(&view).map_err(StartError::ViewerTls)?;
 
         check_directories(&view)?;
+        edge::geo::prepare(cfg, false).map_err(StartError::Geo)?;
 
         let node = cfg.server.node_name.clone().unwrap_or_else(host_name);
         let proxy = open_proxy(&view, &node)?;
@@ -329,6 +330,7 @@ impl Server {
         }
         let view = sites::process_view(&new);
         check_directories(&view).map_err(|e| e.to_string())?;
+        edge::geo::prepare(&new, true)?;
         // The slab: kept open; opened now if the new configuration is the first with a
         // custom origin.
         let proxy: Option<ProxyParts> =

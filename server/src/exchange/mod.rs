@@ -17,6 +17,7 @@ pub mod body;
 pub mod error;
 mod error_page;
 mod fill;
+mod gate;
 mod hit;
 pub mod origin;
 mod pass;
@@ -95,6 +96,8 @@ pub struct Exchange<'a, S: Sink> {
     pub sink: &'a mut S,
     /// The behavior's response headers policy, once the behavior is known.
     pub headers: Option<Rc<crate::edge::headers::HeadersRt>>,
+    /// The request with the edge's `CloudFront-Viewer-*` fields, when the gate wrote them.
+    pub viewer_request: Option<Box<Request>>,
 }
 
 impl<'a, S: Sink> Exchange<'a, S> {
@@ -104,6 +107,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
             req,
             sink,
             headers: None,
+            viewer_request: None,
         }
     }
 
@@ -143,6 +147,16 @@ impl<'a, S: Sink> Exchange<'a, S> {
         let Some(route) = self.viewer_checks(route::route(&self.w, self.req)).await? else {
             return Ok(());
         };
+        if let Some(req) = self.viewer_request.take() {
+            let mut ex = Exchange::new(self.w.clone(), &req, &mut *self.sink);
+            ex.headers = self.headers.take();
+            return ex.dispatch(route).await;
+        }
+        self.dispatch(route).await
+    }
+
+    /// The route's phases: the cache and its origin, or a local answer.
+    async fn dispatch(&mut self, route: route::Route) -> Result<(), End> {
         match route {
             route::Route::Custom(origin, behavior, path, query) => {
                 Box::pin(self.proxy(origin, behavior, path, query)).await

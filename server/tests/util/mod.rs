@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod mmdb;
 pub mod origin;
 pub mod s3;
 pub mod signing;
