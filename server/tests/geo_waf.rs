@@ -9,6 +9,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use util::origin::{Origin, Reply, Seen};
 use util::{read_response, Response, TestServer};
@@ -253,4 +254,156 @@ fn a_database_that_cannot_be_read_is_a_start_up_error() {
         err.contains("geo database") && err.contains("country.mmdb"),
         "{err}"
     );
+}
+
+const RULES: &str = r#"
+[waf]
+trusted_proxies = ["127.0.4.0/24"]
+[[waf.rules]]
+name = "friends"
+priority = 0
+kind = "ip_set"
+action = "allow"
+addresses = ["127.0.5.0/24", "::ffff:127.0.6.0/120"]
+[[waf.rules]]
+name = "bad-nets"
+priority = 1
+kind = "ip_set"
+action = "block"
+addresses = ["127.0.1.0/24", "2001:db8::/32"]
+custom_response = 429
+[[waf.rules]]
+name = "api-rate"
+priority = 2
+kind = "rate_based"
+action = "block"
+limit = 20
+evaluation_window_sec = 60
+scope_down = "/api/*"
+[[waf.rules]]
+name = "watch"
+priority = 3
+kind = "rate_based"
+action = "count"
+limit = 10
+evaluation_window_sec = 60
+scope_down = "/watched/*"
+"#;
+
+fn waf_server(origin: &Origin) -> TestServer {
+    start(origin, std::path::Path::new("/nonexistent.mmdb"), RULES, "")
+}
+
+#[test]
+fn ip_sets_allow_and_block_in_priority_order() {
+    let origin = echo_origin();
+    let s = waf_server(&origin);
+    let r = get_from("127.0.1.8", s.port, "/a", &[]);
+    assert_eq!(r.status, 429, "the rule's custom_response: {}", s.stderr());
+    assert_eq!(String::from_utf8_lossy(&r.body), "Request blocked.\n");
+    assert_eq!(origin.count(), 0);
+    assert_eq!(get_from("127.0.0.8", s.port, "/a", &[]).status, 200);
+    let log = s.stderr();
+    assert!(
+        log.contains("request blocked by a WAF rule") && log.contains("rule=bad-nets"),
+        "{log}"
+    );
+    let scrape = admin_get(s.admin_port.unwrap(), "/metrics");
+    let blocked = "slabfront_waf_matches_total{distribution=\"default\",rule=\"bad-nets\",action=\"block\"}";
+    assert_eq!(sample(&scrape, blocked), Some(1), "{scrape}");
+}
+
+#[test]
+fn a_rate_based_rule_blocks_the_client_over_its_limit_and_never_the_other() {
+    let origin = echo_origin();
+    let s = waf_server(&origin);
+    let port = s.port;
+    let heavy = std::sync::atomic::AtomicUsize::new(0);
+    let blocked = std::sync::atomic::AtomicUsize::new(0);
+    let light = std::sync::atomic::AtomicUsize::new(0);
+    // Two clients at once: the heavy one from three threads, each request on a connection
+    // of its own (spread over both workers), the light one alongside.
+    std::thread::scope(|sc| {
+        for t in 0..3 {
+            let (heavy, blocked) = (&heavy, &blocked);
+            sc.spawn(move || {
+                for i in 0..20 {
+                    match get_from("127.0.3.1", port, &format!("/api/h{t}-{}", i % 5), &[]).status {
+                        200 => heavy.fetch_add(1, Relaxed),
+                        403 => blocked.fetch_add(1, Relaxed),
+                        other => panic!("status {other}"),
+                    };
+                }
+            });
+        }
+        sc.spawn(|| {
+            for i in 0..15 {
+                let r = get_from("127.0.3.2", port, &format!("/api/l{i}"), &[]);
+                assert_eq!(r.status, 200, "the light client is never blocked");
+                light.fetch_add(1, Relaxed);
+            }
+        });
+    });
+    let (heavy_ok, heavy_blocked, light_ok) = (heavy.into_inner(), blocked.into_inner(), light.into_inner());
+    // Exactly the limit across both workers, then blocked for the rest of the window.
+    assert_eq!(heavy_ok, 20, "{}", s.stderr());
+    assert_eq!(heavy_blocked, 40);
+    assert_eq!(light_ok, 15);
+    // Outside the scope-down path the heavy client is not limited; an allowed network
+    // never is.
+    assert_eq!(get_from("127.0.3.1", s.port, "/other", &[]).status, 200);
+    for i in 0..30 {
+        assert_eq!(
+            get_from("127.0.5.1", s.port, &format!("/api/f{i}"), &[]).status,
+            200
+        );
+    }
+    let scrape = admin_get(s.admin_port.unwrap(), "/metrics");
+    let m = |rule: &str, action: &str| {
+        sample(
+            &scrape,
+            &format!(
+                "slabfront_waf_matches_total{{distribution=\"default\",rule=\"{rule}\",action=\"{action}\"}}"
+            ),
+        )
+    };
+    assert_eq!(m("api-rate", "block"), Some(40), "{scrape}");
+    assert_eq!(m("friends", "allow"), Some(30), "{scrape}");
+}
+
+#[test]
+fn a_count_action_counts_and_lets_requests_through() {
+    let origin = echo_origin();
+    let s = waf_server(&origin);
+    for i in 0..15 {
+        assert_eq!(
+            get_from("127.0.3.5", s.port, &format!("/watched/{i}"), &[]).status,
+            200
+        );
+    }
+    let scrape = admin_get(s.admin_port.unwrap(), "/metrics");
+    let counted = "slabfront_waf_matches_total{distribution=\"default\",rule=\"watch\",action=\"count\"}";
+    assert_eq!(sample(&scrape, counted), Some(5), "{scrape}");
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_forwarded_address() {
+    let origin = echo_origin();
+    let s = waf_server(&origin);
+    // The proxy forwards a client in a blocked network: blocked.
+    let r = get_from("127.0.4.1", s.port, "/p", &[("X-Forwarded-For", "127.0.1.9")]);
+    assert_eq!(r.status, 429);
+    // A blocked address the client wrote itself, left of the one the proxy saw: not it.
+    let r = get_from(
+        "127.0.4.1",
+        s.port,
+        "/p",
+        &[("X-Forwarded-For", "127.0.1.9, 198.51.100.7, 127.0.4.3")],
+    );
+    assert_eq!(r.status, 200);
+    // An untrusted peer's X-Forwarded-For is not believed.
+    let r = get_from("127.0.3.9", s.port, "/p", &[("X-Forwarded-For", "127.0.1.9")]);
+    assert_eq!(r.status, 200);
+    let r = get_from("127.0.1.2", s.port, "/p", &[("X-Forwarded-For", "127.0.0.1")]);
+    assert_eq!(r.status, 429);
 }

@@ -25,8 +25,14 @@ fn has_writer(py: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A Python that has `mmdb-writer`.
+/// A Python that has `mmdb-writer`: `SLABFRONT_MMDB_PYTHON` (CI installs one), the
+/// machine's, or a venv made here.
 fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLABFRONT_MMDB_PYTHON").map(PathBuf::from) {
+        if has_writer(&p) {
+            return p;
+        }
+    }
     let system = PathBuf::from("python3");
     if has_writer(&system) {
         return system;
