@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod cheap;
 mod dashboard;
+mod edge;
 mod pair;
 mod procstat;
 mod proxy;
@@ -50,6 +51,10 @@ struct Args {
     /// The cost of routing by Host: one distribution against two with 10,000 names each.
     #[arg(long)]
     routing: bool,
+    /// What geo restriction and a rate-based rule cost 1 KiB hits (10,000 client addresses),
+    /// each against the same proxy without it.
+    #[arg(long)]
+    edge: bool,
     /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
     #[arg(long)]
     proxy: bool,
@@ -523,6 +528,9 @@ fn main() -> Result<()> {
     }
     if args.routing {
         return routing::run(&args, &bin);
+    }
+    if args.edge {
+        return edge::run(&args, &bin);
     }
     if args.proxy {
         return proxy::run(&args, &bin);
