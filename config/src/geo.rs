@@ -105,7 +105,7 @@ pub fn needs_database(cfg: &Config) -> bool {
 }
 
 /// The checks of one distribution's geo restriction (read from the top-level keys).
-pub(crate) fn check(cfg: &Config, bad: &mut impl FnMut(String, String), machine: &impl Fn(String, String)) {
+pub(crate) fn check(cfg: &Config, bad: &mut impl FnMut(String, String)) {
     let g = &cfg.geo_restriction;
     for (i, l) in g.locations.iter().enumerate() {
         if !COUNTRY_CODES.contains(&l.as_str()) {
@@ -147,17 +147,26 @@ pub(crate) fn check(cfg: &Config, bad: &mut impl FnMut(String, String), machine:
     } else {
         "default_cache_behavior.headers"
     };
-    match cfg.geo.database.as_deref() {
-        None | Some("") => bad(
+    if cfg.geo.database.as_deref().is_none_or(str::is_empty) {
+        bad(
             at.into(),
             "viewers' countries need a country database: [geo] database = \"….mmdb\" (a MaxMind DB \
              file)"
                 .into(),
-        ),
-        Some(path) => {
-            if let Err(e) = std::fs::File::open(path) {
-                machine("geo.database".into(), format!("{path:?}: {e}"));
-            }
+        );
+    }
+}
+
+/// The database file, when a distribution needs it: it must be readable here.
+pub(crate) fn check_database(cfg: &Config, machine: &impl Fn(String, String)) {
+    let needed = needs_database(cfg)
+        || cfg
+            .distributions
+            .iter()
+            .any(|d| needs_database(&cfg.with_distribution(d)));
+    if let Some(path) = cfg.geo.database.as_deref().filter(|p| needed && !p.is_empty()) {
+        if let Err(e) = std::fs::File::open(path) {
+            machine("geo.database".into(), format!("{path:?}: {e}"));
         }
     }
 }

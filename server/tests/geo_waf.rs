@@ -23,7 +23,10 @@ fn get_from(src: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Respo
         .unwrap();
     let mut s: std::net::TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: test\r\n");
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -406,4 +409,60 @@ fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_forwarded_addre
     assert_eq!(r.status, 200);
     let r = get_from("127.0.1.2", s.port, "/p", &[("X-Forwarded-For", "127.0.0.1")]);
     assert_eq!(r.status, 429);
+}
+
+#[test]
+fn each_distribution_has_its_own_restriction_and_rules() {
+    let dbdir = tempfile::tempdir().unwrap();
+    let db = dbdir.path().join("country.mmdb");
+    util::mmdb::write(&db, &NETWORKS);
+    let origin = echo_origin();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+workers = 2
+[geo]
+database = {db:?}
+[cache]
+path = "{slab}"
+size = "64MiB"
+
+[[distributions]]
+name = "closed.example"
+geo_restriction = {{ restriction_type = "blacklist", locations = ["FR"] }}
+[[distributions.origins]]
+id = "app"
+domain_name = "127.0.0.1"
+http_port = {port}
+protocol = "http-only"
+[distributions.default_cache_behavior]
+target_origin = "app"
+[[distributions.waf.rules]]
+name = "no-de"
+priority = 0
+kind = "ip_set"
+action = "block"
+addresses = ["127.0.2.0/24"]
+
+[[distributions]]
+name = "open.example"
+[[distributions.origins]]
+id = "app"
+domain_name = "127.0.0.1"
+http_port = {port}
+protocol = "http-only"
+[distributions.default_cache_behavior]
+target_origin = "app"
+"#,
+        port = origin.port,
+        slab = dir.path().join("slab").display(),
+    );
+    let s = TestServer::start_config(dir, &cfg);
+    let at = |src: &str, name: &str| get_from(src, s.port, "/p", &[("Host", name)]).status;
+    assert_eq!(at("127.0.1.1", "closed.example"), 403, "{}", s.stderr());
+    assert_eq!(at("127.0.2.1", "closed.example"), 403);
+    assert_eq!(at("127.0.0.1", "closed.example"), 200);
+    assert_eq!(at("127.0.1.1", "open.example"), 200);
+    assert_eq!(at("127.0.2.1", "open.example"), 200);
 }
