@@ -70,6 +70,10 @@ const NETWORKS: [(&str, &str); 3] = [
 /// slabfront (two workers, admin on) in front of `origin`, with `distribution` keys after
 /// the origin and behaviors; the country database is `db`.
 fn start(origin: &Origin, db: &std::path::Path, top: &str, behavior: &str) -> TestServer {
+    start_h2c(origin, db, top, behavior, false)
+}
+
+fn start_h2c(origin: &Origin, db: &std::path::Path, top: &str, behavior: &str, h2c: bool) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let site = util::site();
     std::fs::create_dir_all(site.path().join("errors")).unwrap();
@@ -79,6 +83,7 @@ fn start(origin: &Origin, db: &std::path::Path, top: &str, behavior: &str) -> Te
 [server]
 listen = ["127.0.0.1:0"]
 workers = 2
+h2c = {h2c}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -465,4 +470,51 @@ target_origin = "app"
     assert_eq!(at("127.0.0.1", "closed.example"), 200);
     assert_eq!(at("127.0.1.1", "open.example"), 200);
     assert_eq!(at("127.0.2.1", "open.example"), 200);
+}
+
+#[test]
+fn http2_viewers_are_checked_alike() {
+    let dbdir = tempfile::tempdir().unwrap();
+    let db = dbdir.path().join("country.mmdb");
+    util::mmdb::write(&db, &NETWORKS);
+    let origin = echo_origin();
+    let s = start_h2c(
+        &origin,
+        &db,
+        &format!("geo_restriction = {{ restriction_type = \"whitelist\", locations = [\"US\"] }}\n{RULES}"),
+        "headers = [\"CloudFront-Viewer-Country\"]",
+        true,
+    );
+    // curl over HTTP/2 with prior knowledge, from a chosen loopback address.
+    let h2 = |src: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_version} %{http_code}", "--interface", src])
+            .arg(format!("http://127.0.0.1:{}/h2", s.port))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(h2("127.0.0.3"), "2 200", "{}", s.stderr());
+    assert_eq!(
+        origin
+            .requests()
+            .pop()
+            .unwrap()
+            .header("cloudfront-viewer-country"),
+        Some("US")
+    );
+    assert_eq!(h2("127.0.2.3"), "2 403");
+    assert_eq!(
+        h2("127.0.1.3"),
+        "2 429",
+        "the WAF rule before the geo restriction"
+    );
 }
