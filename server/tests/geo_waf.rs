@@ -233,6 +233,17 @@ fn the_database_is_read_again_when_the_file_changes() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // SIGHUP reads it again too.
+    std::process::Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.stderr().contains("geo database read again") {
+        assert!(Instant::now() < deadline, "no re-read on SIGHUP: {}", s.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get_from("127.0.2.9", s.port, "/z", &[]).status, 200);
 }
 
 #[test]
