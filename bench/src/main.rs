@@ -16,6 +16,7 @@ mod cheap;
 mod compare;
 mod dashboard;
 mod edge;
+mod gate;
 mod pair;
 mod procstat;
 mod proxy;
@@ -56,6 +57,10 @@ struct Args {
     /// The cost of routing by Host: one distribution against two with 10,000 names each.
     #[arg(long)]
     routing: bool,
+    /// What geo restriction and a rate-based rule cost 1 KiB hits (10,000 client addresses),
+    /// each against the same proxy without it.
+    #[arg(long)]
+    gate: bool,
     /// The caching-proxy benchmark (slabfront vs nginx proxy_cache vs Varnish) instead.
     #[arg(long)]
     proxy: bool,
@@ -557,6 +562,9 @@ fn main() -> Result<()> {
     }
     if args.edge {
         return edge::run(&args, &bin);
+    }
+    if args.gate {
+        return gate::run(&args, &bin);
     }
     if args.proxy {
         return proxy::run(&args, &bin);

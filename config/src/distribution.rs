@@ -67,6 +67,12 @@ pub struct Distribution {
     /// compatibility; one box has no edge locations to choose from, so it has no effect.
     #[serde(default)]
     pub price_class: Option<PriceClass>,
+    /// Countries served or refused (CloudFront's `GeoRestriction`).
+    #[serde(default)]
+    pub geo_restriction: crate::geo::GeoRestriction,
+    /// IP set and rate-based rules (`[[distributions.waf.rules]]`).
+    #[serde(default)]
+    pub waf: crate::waf::Waf,
     /// True for the distribution made from a file's top-level keys (no `[[distributions]]`):
     /// it answers every Host.
     #[serde(skip)]
@@ -94,6 +100,8 @@ impl Distribution {
             listen_tls: Vec::new(),
             ssl_minimum_protocol_version: None,
             price_class: None,
+            geo_restriction: cfg.geo_restriction.clone(),
+            waf: cfg.waf.clone(),
             implicit: true,
         }
     }
@@ -114,6 +122,7 @@ impl Config {
     /// `[[distributions]]`; the top-level keys from the only one for a file with one.
     pub(crate) fn normalise(&mut self) {
         if self.distributions.is_empty() {
+            self.waf.distribution = IMPLICIT_NAME.into();
             self.distributions.push(Distribution::from_top_level(self));
             return;
         }
@@ -126,6 +135,9 @@ impl Config {
             self.behaviors = d.behaviors;
             self.error_responses = d.error_responses;
             self.logging = d.logging;
+            self.geo_restriction = d.geo_restriction;
+            self.waf = d.waf;
+            self.waf.distribution = d.name;
             if let Some(c) = d.ssl_certificate {
                 self.tls.certificates.insert(0, c);
             }
@@ -162,6 +174,9 @@ impl Config {
             cluster,
             key_groups,
             response_headers_policies,
+            geo,
+            geo_restriction,
+            waf,
         } = self;
         let mut view = Config {
             server: server.clone(),
@@ -182,6 +197,9 @@ impl Config {
             cluster: cluster.clone(),
             key_groups: key_groups.clone(),
             response_headers_policies: response_headers_policies.clone(),
+            geo: geo.clone(),
+            geo_restriction: geo_restriction.clone(),
+            waf: waf.clone(),
         };
         view.normalise();
         view.distributions.clear();

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Keys that belong inside each distribution once a file has `[[distributions]]`.
-const PER_DISTRIBUTION: [&str; 7] = [
+const PER_DISTRIBUTION: [&str; 9] = [
+    "geo_restriction",
+    "waf",
     "origins",
     "default_cache_behavior",
     "behaviors",

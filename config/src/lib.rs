@@ -25,12 +25,14 @@ mod distributions;
 mod error;
 mod fleet;
 mod functions;
+pub mod geo;
 mod http2;
 mod locate;
 mod origins;
 mod schema;
 mod security;
 mod validate;
+pub mod waf;
 
 pub use compression::Compression;
 pub use error::{ConfigError, Problem, ProblemKind};

@@ -73,6 +73,15 @@ pub struct Config {
     /// Headers added to and removed from responses (`response_headers_policy` names them).
     #[serde(default)]
     pub response_headers_policies: Vec<crate::security::ResponseHeadersPolicy>,
+    /// The country database geo restriction reads.
+    #[serde(default)]
+    pub geo: crate::geo::Geo,
+    /// This distribution's geo restriction (a single-distribution file).
+    #[serde(default)]
+    pub geo_restriction: crate::geo::GeoRestriction,
+    /// This distribution's WAF rules (a single-distribution file).
+    #[serde(default)]
+    pub waf: crate::waf::Waf,
 }
 
 /// `[tls]`: HTTPS for viewers.

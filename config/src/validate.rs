@@ -244,6 +244,7 @@ fn check(cfg: &Config, machine_checks: bool) -> Vec<Found> {
     crate::http2::check(&s.http2, bad);
     crate::compression::check(&s.compression, bad);
     crate::security::check_definitions(cfg, &bad, &machine);
+    crate::geo::check_database(cfg, &machine);
     if let Some(a) = &cfg.admin {
         match a.listen.parse::<SocketAddr>() {
             Err(_) => bad(
@@ -450,6 +451,8 @@ pub(crate) fn check_distribution(cfg: &Config, machine_checks: bool) -> Vec<Foun
     crate::functions::check_definitions(cfg, &bad, &machine);
     crate::functions::check_associations(cfg, &mut bad);
     crate::security::check_references(cfg, &mut bad);
+    crate::geo::check(cfg, &mut bad);
+    crate::waf::check(cfg, &mut bad);
     out.into_inner()
 }
 

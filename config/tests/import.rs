@@ -178,6 +178,13 @@ fn multi_behavior_site() {
     ] {
         assert!(warned(&i, needle), "no warning about {needle}: {:#?}", i.warnings);
     }
+    // Restrictions.GeoRestriction becomes geo_restriction, with the database it needs.
+    assert_eq!(
+        d.geo_restriction.restriction_type,
+        config::geo::RestrictionType::Blacklist
+    );
+    assert!(!d.geo_restriction.locations.is_empty());
+    assert!(i.toml.contains("[geo]\ndatabase = "), "{}", i.toml);
     // The managed SecurityHeadersPolicy, by its published id.
     assert_eq!(
         b.response_headers_policy.as_deref(),

@@ -379,6 +379,7 @@ fn metrics(admin: &Admin, sampler: &crate::stats::view::Sampler) -> String {
     text.push_str(&sampler.prometheus());
     crate::proxy::health::prometheus(&mut text);
     crate::functions::edge::prometheus(&mut text);
+    crate::edge::waf::prometheus(&mut text);
     text
 }
 

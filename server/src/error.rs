@@ -15,6 +15,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Geo(String),
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
     #[error("cache slab {path:?}: {message}")]

@@ -171,6 +171,7 @@ impl Server {
         let viewer_tls = tls::server_config(&view).map_err(StartError::ViewerTls)?;
 
         check_directories(&view)?;
+        edge::geo::prepare(cfg, false).map_err(StartError::Geo)?;
 
         let node = cfg.node_name().unwrap_or_else(host_name);
         let proxy = open_proxy(&view, &node)?;
@@ -341,6 +342,7 @@ impl Server {
         if let Some(e) = functions::Functions::check(&new).into_iter().next() {
             return Err(e.to_string());
         }
+        edge::geo::prepare(&new, true)?;
         // The slab: kept open; opened now if the new configuration is the first with a
         // custom origin.
         let proxy: Option<ProxyParts> =

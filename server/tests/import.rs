@@ -64,6 +64,12 @@ fn for_this_machine(text: &str, dir: &std::path::Path, origin_port: u16) -> Stri
         o["protocol"] = value("http-only");
     }
     d["default_cache_behavior"]["viewer_protocol_policy"] = value("allow-all");
+    // An imported geo restriction needs a country database: one where loopback is in the US.
+    if doc.get("geo").is_some() {
+        let db = dir.join("country.mmdb");
+        util::mmdb::write(&db, &[("127.0.0.0/8", "US")]);
+        doc["geo"]["database"] = value(db.display().to_string());
+    }
     doc.to_string()
 }
 

@@ -99,6 +99,7 @@ pub fn map(dc: &DistributionConfig, opts: &Options) -> Imported {
         error_response(&mut out, e);
     }
     key_groups(&mut out, dc);
+    geo_database(&mut out, dc);
     Imported {
         toml: out.text,
         warnings: out.warnings,
@@ -223,6 +224,49 @@ fn key_groups(out: &mut Out, dc: &DistributionConfig) {
     }
 }
 
+/// `Restrictions.GeoRestriction` as `geo_restriction`, CloudFront's names kept.
+fn geo_restriction(out: &mut Out, r: &cf::GeoRestriction) {
+    match r.restriction_type.as_str() {
+        t @ ("whitelist" | "blacklist") => out.kv(
+            "geo_restriction",
+            format!(
+                "{{ restriction_type = {}, locations = {} }}",
+                string(t),
+                strings(&r.items)
+            ),
+        ),
+        "none" | "" => {}
+        t => out.unmapped(
+            "Restrictions.GeoRestriction.RestrictionType",
+            &format!("RestrictionType = {}", string(t)),
+            "an unknown restriction type (whitelist, blacklist or none)",
+        ),
+    }
+    other(out, "Restrictions.GeoRestriction", &r.other);
+}
+
+/// The country database a geo restriction needs: CloudFront has its own; here it is a file.
+fn geo_database(out: &mut Out, dc: &DistributionConfig) {
+    let restricted = dc.restrictions.as_ref().is_some_and(|r| {
+        matches!(
+            r.geo_restriction.restriction_type.as_str(),
+            "whitelist" | "blacklist"
+        )
+    });
+    if !restricted {
+        return;
+    }
+    let path = format!("{ETC}/GeoLite2-Country.mmdb");
+    out.blank();
+    out.unmapped(
+        "Restrictions.GeoRestriction",
+        "CloudFront's own country database",
+        &format!("geo restriction reads a MaxMind-format country database, to be provided at {path}"),
+    );
+    out.line("[geo]");
+    out.kv("database", string(&path));
+}
+
 fn distribution_unmapped(out: &mut Out, dc: &DistributionConfig) {
     if !dc.web_acl_id.is_empty() {
         out.unmapped(
@@ -232,18 +276,7 @@ fn distribution_unmapped(out: &mut Out, dc: &DistributionConfig) {
         );
     }
     if let Some(r) = dc.restrictions.as_ref().map(|r| &r.geo_restriction) {
-        if r.restriction_type != "none" {
-            out.unmapped(
-                "Restrictions.GeoRestriction",
-                &format!(
-                    "GeoRestriction = {{ RestrictionType = {}, Items = {} }}",
-                    string(&r.restriction_type),
-                    strings(&r.items)
-                ),
-                "geographic restrictions have no counterpart in slabfront",
-            );
-        }
-        other(out, "Restrictions.GeoRestriction", &r.other);
+        geo_restriction(out, r);
     }
     if let Some(v) = dc.http_version.as_deref().filter(|v| *v != "http1.1") {
         out.unmapped(

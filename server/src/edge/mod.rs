@@ -1,15 +1,19 @@
 //! Security controls at the edge, per behavior: signed URLs and cookies (`trusted_key_groups`)
 //! and response headers policies (`response_headers_policy`). Built once per configuration
 //! generation and worker ([`Controls::build`]); the exchange's **viewer checks** phase
-//! (`exchange/viewer_checks.rs`) and its respond step use them. Later viewer checks (geo
-//! restriction, WAF rules) belong here too.
+//! (`exchange/viewer_checks.rs`) and its respond step use them. Per distribution, before
+//! those: WAF rules and geo restriction ([`gate::Gate`]).
 //!
 //! Nothing here does I/O: verification is CPU work, and a worker remembers what it verified
 //! in a bounded map ([`Verified`]), never past a signature's expiry.
 
+pub mod gate;
+pub mod geo;
 pub mod headers;
 pub mod policy;
+pub mod rate;
 pub mod signed;
+pub mod waf;
 
 use ahash::AHashMap;
 use std::cell::RefCell;
@@ -20,6 +24,8 @@ pub struct Controls {
     pub signed: Vec<Option<Rc<signed::Trusted>>>,
     pub headers: Vec<Option<Rc<headers::HeadersRt>>>,
     pub verified: RefCell<Verified>,
+    /// The distribution's WAF rules and geo restriction.
+    pub gate: Option<gate::Gate>,
 }
 
 impl Controls {
@@ -29,9 +35,11 @@ impl Controls {
         let behaviors: Vec<&config::CacheBehavior> = std::iter::once(&cfg.default_cache_behavior)
             .chain(cfg.behaviors.iter())
             .collect();
-        if behaviors
-            .iter()
-            .all(|b| b.trusted_key_groups.is_empty() && b.response_headers_policy.is_none())
+        let gate = gate::Gate::build(cfg)?;
+        if gate.is_none()
+            && behaviors
+                .iter()
+                .all(|b| b.trusted_key_groups.is_empty() && b.response_headers_policy.is_none())
         {
             return Ok(None);
         }
@@ -64,6 +72,7 @@ impl Controls {
             signed,
             headers,
             verified: RefCell::new(Verified::new(VERIFIED_ENTRIES)),
+            gate,
         }))
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 mod error_page;
 mod fill;
 mod functions;
+mod gate;
 mod hit;
 pub mod origin;
 mod parent;
@@ -101,6 +102,8 @@ pub struct Exchange<'a, S: Sink> {
     pub compress: bool,
     /// The behavior's response headers policy, once the behavior is known.
     pub headers: Option<Rc<crate::edge::headers::HeadersRt>>,
+    /// The request with the edge's `CloudFront-Viewer-*` fields, when the gate wrote them.
+    pub viewer_request: Option<Box<Request>>,
 }
 
 impl<'a, S: Sink> Exchange<'a, S> {
@@ -111,6 +114,7 @@ impl<'a, S: Sink> Exchange<'a, S> {
             sink,
             compress: false,
             headers: None,
+            viewer_request: None,
         }
     }
 
@@ -152,13 +156,24 @@ impl<'a, S: Sink> Exchange<'a, S> {
         let Some(route) = self.viewer_checks(route::route(&self.w, self.req)).await? else {
             return Ok(());
         };
+        if let Some(req) = self.viewer_request.take() {
+            let mut ex = Exchange::new(self.w.clone(), &req, &mut *self.sink);
+            ex.headers = self.headers.take();
+            return Box::pin(ex.after_checks(route)).await;
+        }
+        self.after_checks(route).await
+    }
+
+    /// Phase **viewer-request function** (when the behavior has one), then the route's.
+    async fn after_checks(&mut self, route: route::Route) -> Result<(), End> {
         if let Some(f) = self.w.functions.clone() {
             return Box::pin(self.with_functions(f, route)).await;
         }
         self.routed(route).await
     }
 
-    /// The phases after the route, the viewer checks and the viewer-request function.
+    /// The route's phases, after the viewer checks and the viewer-request function: the
+    /// cache and its origin, or a local answer.
     async fn routed(&mut self, route: route::Route) -> Result<(), End> {
         match route {
             route::Route::Custom(origin, behavior, path, query) => {

@@ -23,6 +23,11 @@ impl<S: Sink> Exchange<'_, S> {
             Route::Static(_, clean, _) => self.w.router.route_behavior(clean.path.as_bytes()).1,
             _ => return Ok(Some(route)),
         };
+        if let Some(gate) = &controls.gate {
+            if !self.gate(gate, b, &route).await? {
+                return Ok(None);
+            }
+        }
         self.headers = controls.headers.get(b).cloned().flatten();
         if let Some(head) = self.headers.as_ref().and_then(|h| h.preflight(self.req)) {
             self.sink.discard_body(self.req).await?;

@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 
+mod edit;
 mod parts;
 
 /// Request methods. `Other` is any other valid token (answered 501 by origins that don't know it).

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod cfapi;
+pub mod mmdb;
 pub mod origin;
 pub mod s3;
 pub mod signing;
